@@ -1,0 +1,32 @@
+"""The API's table of contents: every router and where it is mounted."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from custos.api_key.endpoints import admin_router as admin_api_key_router
+from custos.api_key.endpoints import router as api_key_router
+from custos.audit.endpoints import router as audit_router
+from custos.auth.endpoints import oauth_router
+from custos.auth.endpoints import router as auth_router
+from custos.docs.endpoints import router as docs_router
+from custos.health.endpoints import router as health_router
+from custos.kit.routing import CustosRoute
+from custos.tenant.endpoints import router as tenant_router
+from custos.user.endpoints import router as user_router
+
+V1_PREFIX = "/api/v1"
+ADMIN_PREFIX = "/api/admin"
+
+v1 = APIRouter(prefix=V1_PREFIX, route_class=CustosRoute)
+for router in (auth_router, oauth_router, user_router, api_key_router, audit_router, docs_router):
+    v1.include_router(router)
+
+admin = APIRouter(prefix=ADMIN_PREFIX, route_class=CustosRoute)
+for router in (tenant_router, admin_api_key_router):
+    admin.include_router(router)
+
+root = APIRouter(route_class=CustosRoute)
+root.include_router(health_router)
+
+ROUTERS = (v1, admin, root)

@@ -1,0 +1,61 @@
+from __future__ import annotations
+
+from datetime import datetime
+
+from pydantic import AwareDatetime, Field, field_validator
+
+from custos.auth.scopes import SCOPES
+from custos.kit.schemas import Schema
+
+MAX_SCOPES = len(SCOPES)
+
+
+def _known_scopes(value: list[str] | None) -> list[str] | None:
+    if value is None:
+        return None
+    unknown = [s for s in value if s not in SCOPES]
+    if unknown:
+        raise ValueError(f"unknown scopes: {', '.join(unknown[:5])}")
+    return sorted(set(value))
+
+
+class ApiKeyCreate(Schema):
+    name: str = Field(min_length=1, max_length=100, examples=["ci"])
+    scopes: list[str] = Field(min_length=1, max_length=MAX_SCOPES, examples=[["customers:read"]])
+    expires_at: AwareDatetime | None = Field(None, description="No expiry when absent")
+
+    _scopes = field_validator("scopes")(_known_scopes)
+
+
+class ApiKeyUpdate(Schema):
+    name: str | None = Field(None, min_length=1, max_length=100)
+    scopes: list[str] | None = Field(None, min_length=1, max_length=MAX_SCOPES)
+
+    _scopes = field_validator("scopes")(_known_scopes)
+
+
+class ApiKeyRotate(Schema):
+    grace_period_seconds: int = Field(
+        86_400, ge=0, description="How long the old secret keeps working (at most 7 days)"
+    )
+
+
+class ApiKey(Schema):
+    id: str
+    tenant_id: str
+    name: str
+    display_prefix: str
+    scopes: list[str]
+    expires_at: datetime | None
+    revoked_at: datetime | None
+    last_used_at: datetime | None
+    previous_valid_until: datetime | None = Field(
+        None, description="During a rotation's grace period, when the old secret stops working"
+    )
+    created_by: str | None
+    created_at: datetime
+    updated_at: datetime
+
+
+class ApiKeyWithSecret(ApiKey):
+    key: str = Field(description="The secret. It is shown this once and cannot be recovered.")

@@ -1,0 +1,66 @@
+"""create_app(): routers, middleware, exception handlers, lifespan."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
+
+from custos import __version__
+from custos.api import ROUTERS
+from custos.config import Settings, get_settings
+from custos.kit.errors import install_error_handlers
+from custos.kit.middleware import RequestMiddleware
+from custos.observability import configure_logging
+from custos.runtime import Runtime
+
+DESCRIPTION = """
+Custos keeps customer records, feedback, consents and privacy requests for many tenants,
+and pushes every change to the systems around it.
+
+Authenticate with `Authorization: Bearer <token>`, where the token is an API key
+(`cst_live_…`) or an access token from `POST /api/v1/auth/login` or `POST /api/v1/oauth/token`.
+Errors are `application/problem+json` (RFC 9457) and carry the `request_id`.
+"""
+
+
+def create_app(settings: Settings | None = None, runtime: Runtime | None = None) -> FastAPI:
+    settings = settings or get_settings()
+    configure_logging(settings)
+    runtime = runtime or Runtime.build(settings)
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        await runtime.start()
+        try:
+            yield
+        finally:
+            await runtime.stop()
+
+    app = FastAPI(
+        title="Custos",
+        version=__version__,
+        description=DESCRIPTION,
+        lifespan=lifespan,
+        swagger_ui_parameters={"persistAuthorization": True},
+    )
+    app.state.runtime = runtime
+    for router in ROUTERS:
+        app.include_router(router)
+    install_error_handlers(app)
+    if settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE"],
+            allow_headers=["Authorization", "Content-Type", "Idempotency-Key", "If-Match"],
+            expose_headers=["X-Request-ID", "ETag", "Retry-After"],
+        )
+    app.add_middleware(
+        RequestMiddleware,
+        max_body_bytes=settings.max_body_bytes,
+        hsts=settings.environment == "production",
+    )
+    return app

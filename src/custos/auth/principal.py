@@ -1,0 +1,49 @@
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+
+from custos.auth.scopes import PLATFORM_ADMIN
+
+
+class PrincipalKind(StrEnum):
+    user = "user"
+    api_key = "api_key"
+    system = "system"
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """Who is calling, for which tenant, with which scopes. Built once per credential."""
+
+    kind: PrincipalKind
+    id: str
+    tenant_id: str
+    scopes: frozenset[str]
+    role: str | None = None
+    session_id: str | None = None
+    customer_id: str | None = None
+    # When this principal stops being valid on its own (key or token expiry).
+    valid_until: datetime | None = None
+    tags: frozenset[str] = field(default_factory=frozenset)
+
+    @property
+    def is_platform_admin(self) -> bool:
+        return PLATFORM_ADMIN in self.scopes
+
+    def has(self, *scopes: str) -> bool:
+        return all(s in self.scopes for s in scopes)
+
+    def narrowed(self, scopes: frozenset[str]) -> Principal:
+        return Principal(
+            kind=self.kind,
+            id=self.id,
+            tenant_id=self.tenant_id,
+            scopes=self.scopes & scopes,
+            role=self.role,
+            session_id=self.session_id,
+            customer_id=self.customer_id,
+            valid_until=self.valid_until,
+            tags=self.tags,
+        )

@@ -1,0 +1,127 @@
+"""Settings: environment variables (CUSTOS_*, DATABASE_URL, REDIS_URL), optionally a YAML file."""
+
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    YamlConfigSettingsSource,
+)
+
+DEFAULT_SECRET_KEY = "custos-development-secret-key-change-me"
+MIN_SECRET_KEY_LENGTH = 32
+
+Environment = Literal["development", "test", "production"]
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="CUSTOS_", extra="ignore", frozen=True)
+
+    environment: Environment = "development"
+    secret_key: SecretStr = SecretStr(DEFAULT_SECRET_KEY)
+
+    database_url: str = Field(
+        "sqlite+aiosqlite:///./custos.db",
+        validation_alias=AliasChoices("DATABASE_URL", "CUSTOS_DATABASE_URL"),
+    )
+    redis_url: str | None = Field(
+        None, validation_alias=AliasChoices("REDIS_URL", "CUSTOS_REDIS_URL")
+    )
+    # On PostgreSQL, request and job sessions run as this role (no superuser, no BYPASSRLS),
+    # so row-level security holds even when DATABASE_URL names a superuser.
+    db_runtime_role: str = Field("custos_app", pattern=r"^[a-z_][a-z0-9_]{0,62}$")
+    db_pool_size: int = Field(10, ge=1, le=200)
+    db_max_overflow: int = Field(10, ge=0, le=200)
+
+    access_token_ttl_seconds: int = Field(900, ge=60, le=86_400)
+    refresh_token_ttl_seconds: int = Field(30 * 86_400, ge=3600, le=365 * 86_400)
+    jwt_issuer: str = "custos"
+    jwt_audience: str = "custos-api"
+    api_key_prefix: str = Field("cst_live_", pattern=r"^[a-z]{2,8}_([a-z]{2,8}_)?$")
+    api_key_max_rotation_grace_seconds: int = Field(7 * 86_400, ge=0)
+
+    # Verified credentials are cached per process; changes are broadcast over Redis so every
+    # process drops its copy at once. Without a working broadcast the TTL falls back to
+    # auth_cache_degraded_ttl_seconds, which bounds how stale a revoked credential can be.
+    auth_cache_ttl_seconds: float = Field(60.0, gt=0, le=3600)
+    auth_cache_degraded_ttl_seconds: float = Field(1.0, gt=0, le=60)
+    auth_cache_max_entries: int = Field(100_000, ge=100)
+    api_key_last_used_flush_seconds: float = Field(10.0, gt=0)
+
+    login_rate_per_ip: str = "30/minute"
+    login_failures_per_account: str = "10 per 15 minutes"
+
+    # "fast" trades argon2 cost for speed; only the test suite should use it.
+    password_hash_profile: Literal["default", "fast"] = "default"
+
+    max_body_bytes: int = Field(1_048_576, ge=1024)
+    cors_origins: list[str] = Field(default_factory=list)
+    log_level: str = "INFO"
+    log_json: bool = True
+
+    @field_validator("cors_origins", mode="before")
+    @classmethod
+    def _split_csv(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("database_url")
+    @classmethod
+    def _normalise_database_url(cls, value: str) -> str:
+        # Accept the plain URLs operators paste from elsewhere and pick our async drivers.
+        for plain, ours in (
+            ("postgres://", "postgresql+psycopg://"),
+            ("postgresql://", "postgresql+psycopg://"),
+            ("sqlite:///", "sqlite+aiosqlite:///"),
+        ):
+            if value.startswith(plain):
+                return ours + value[len(plain) :]
+        return value
+
+    @model_validator(mode="after")
+    def _refuse_weak_secret_outside_development(self) -> Settings:
+        if self.environment == "production":
+            secret = self.secret_key.get_secret_value()
+            if secret == DEFAULT_SECRET_KEY or len(secret) < MIN_SECRET_KEY_LENGTH:
+                raise ValueError(
+                    "CUSTOS_SECRET_KEY must be set to a random value of at least "
+                    f"{MIN_SECRET_KEY_LENGTH} characters outside development "
+                    "(e.g. `python -c 'import secrets; print(secrets.token_urlsafe(48))'`)"
+                )
+        return self
+
+    @property
+    def is_postgres(self) -> bool:
+        return self.database_url.startswith("postgresql")
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,  # noqa: ARG003 (no .env files)
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        config_file = os.environ.get("CUSTOS_CONFIG")
+        if config_file:
+            path = Path(config_file)
+            if not path.is_file():
+                raise ValueError(f"CUSTOS_CONFIG names {config_file!r}, which is not a file")
+            sources.append(YamlConfigSettingsSource(settings_cls, yaml_file=path))
+        sources.append(file_secret_settings)
+        return tuple(sources)
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,136 @@
+"""Engines, sessions and the tenant context.
+
+One transaction per request or job: `Database.transaction()` begins it, sets the tenant for
+row-level security, and on success runs the before-commit hooks (the audit chain), commits,
+then runs the after-commit hooks (cache invalidation broadcasts). Services only flush.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy import event
+from sqlalchemy.ext.asyncio import (
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
+
+from custos.config import Settings
+
+BeforeCommitHook = Callable[[AsyncSession], Awaitable[None]]
+AfterCommitHook = Callable[[], Awaitable[None]]
+
+_BEFORE = "custos.before_commit"
+_AFTER = "custos.after_commit"
+
+
+def on_before_commit(session: AsyncSession, key: str, hook: BeforeCommitHook) -> None:
+    """Run `hook` once, just before this session's transaction commits."""
+    session.info.setdefault(_BEFORE, {}).setdefault(key, hook)
+
+
+def on_after_commit(session: AsyncSession, hook: AfterCommitHook) -> None:
+    session.info.setdefault(_AFTER, []).append(hook)
+
+
+def create_engine(settings: Settings, *, runtime_role: bool = True) -> AsyncEngine:
+    url = settings.database_url
+    if url.startswith("sqlite"):
+        engine = create_async_engine(url, connect_args={"timeout": 30})
+        _configure_sqlite(engine)
+        return engine
+    engine = create_async_engine(
+        url,
+        pool_size=settings.db_pool_size,
+        max_overflow=settings.db_max_overflow,
+        pool_pre_ping=True,
+    )
+    if runtime_role:
+        _switch_role_on_connect(engine, settings.db_runtime_role)
+    return engine
+
+
+def _configure_sqlite(engine: AsyncEngine) -> None:
+    @event.listens_for(engine.sync_engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        # We emit BEGIN ourselves so writes can take the lock up front (BEGIN IMMEDIATE):
+        # a deferred transaction that reads then writes can fail with "database is locked".
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        for pragma in (
+            "PRAGMA foreign_keys=ON",
+            "PRAGMA journal_mode=WAL",
+            "PRAGMA synchronous=NORMAL",
+            "PRAGMA busy_timeout=30000",
+        ):
+            cursor.execute(pragma)
+        cursor.close()
+
+    @event.listens_for(engine.sync_engine, "begin")
+    def _on_begin(connection: sa.Connection) -> None:
+        mode = connection.get_execution_options().get("sqlite_begin", "DEFERRED")
+        connection.exec_driver_sql(f"BEGIN {mode}")
+
+
+def _switch_role_on_connect(engine: AsyncEngine, role: str) -> None:
+    @event.listens_for(engine.sync_engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        # Even when DATABASE_URL names a superuser, requests and jobs run as the runtime
+        # role, which is subject to row-level security. The name is validated in Settings.
+        cursor = dbapi_connection.cursor()
+        cursor.execute(f'SET ROLE "{role}"')
+        cursor.close()
+        dbapi_connection.commit()
+
+
+class Database:
+    def __init__(self, settings: Settings, engine: AsyncEngine | None = None) -> None:
+        self.settings = settings
+        self.engine = engine or create_engine(settings)
+        self.is_postgres = self.engine.dialect.name == "postgresql"
+        self.sessionmaker = async_sessionmaker(self.engine, expire_on_commit=False)
+
+    async def dispose(self) -> None:
+        await self.engine.dispose()
+
+    @asynccontextmanager
+    async def transaction(
+        self, *, tenant_id: str | None = None, system: bool = False, write: bool = True
+    ) -> AsyncIterator[AsyncSession]:
+        """A transaction scoped to one tenant, or (by name) to all of them with system=True."""
+        if tenant_id is None and not system:
+            raise ValueError("a transaction needs a tenant, or system=True")
+        session = self.sessionmaker()
+        try:
+            if self.is_postgres:
+                await session.execute(
+                    sa.text(
+                        "SELECT set_config('app.tenant_id', :tenant, true),"
+                        " set_config('app.bypass_rls', :bypass, true)"
+                    ),
+                    {"tenant": tenant_id or "", "bypass": "on" if system else "off"},
+                )
+            elif write:
+                await session.connection(execution_options={"sqlite_begin": "IMMEDIATE"})
+            yield session
+            await commit(session)
+        except BaseException:
+            await session.rollback()
+            raise
+        finally:
+            await session.close()
+
+
+async def commit(session: AsyncSession) -> None:
+    before: dict[str, BeforeCommitHook] = session.info.pop(_BEFORE, {})
+    for hook in before.values():
+        await hook(session)
+    await session.commit()
+    after: list[AfterCommitHook] = session.info.pop(_AFTER, [])
+    for after_hook in after:
+        await after_hook()

@@ -1,0 +1,25 @@
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from custos.auth.scopes import SCOPES, roles_holding
+from custos.kit.routing import CustosRoute
+from custos.kit.schemas import Schema
+
+router = APIRouter(route_class=CustosRoute, prefix="/docs", tags=["docs"])
+
+
+class ScopeDoc(Schema):
+    scope: str
+    description: str
+    roles: list[str]
+
+
+@router.get(
+    "/scopes", response_model=list[ScopeDoc], summary="Every scope and the roles holding it"
+)
+async def list_scopes() -> list[ScopeDoc]:
+    return [
+        ScopeDoc(scope=scope, description=text, roles=roles_holding(scope))
+        for scope, text in SCOPES.items()
+    ]

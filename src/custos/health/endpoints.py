@@ -1,0 +1,81 @@
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import sqlalchemy as sa
+from fastapi import APIRouter, Response
+
+from custos.auth.dependencies import RuntimeDep
+from custos.kit.routing import CustosRoute
+from custos.observability import AUTH_CACHE_CONNECTED, render_metrics
+from custos.runtime import Runtime
+
+router = APIRouter(route_class=CustosRoute, tags=["operations"])
+_STARTED = time.time()
+
+
+async def _check_database(runtime: Runtime) -> dict[str, Any]:
+    started = time.perf_counter()
+    try:
+        async with runtime.db.engine.connect() as connection:
+            await connection.execute(sa.text("SELECT 1"))
+        return {"status": "ok", "latency_ms": round((time.perf_counter() - started) * 1000, 2)}
+    except Exception as exc:
+        return {"status": "down", "error": type(exc).__name__}
+
+
+async def _check_redis(runtime: Runtime) -> dict[str, Any]:
+    if runtime.redis is None:
+        return {"status": "not_configured"}
+    started = time.perf_counter()
+    try:
+        await runtime.redis.ping()
+        return {"status": "ok", "latency_ms": round((time.perf_counter() - started) * 1000, 2)}
+    except Exception as exc:
+        return {"status": "down", "error": type(exc).__name__}
+
+
+@router.get("/health", summary="Liveness: the process is serving")
+async def health() -> dict[str, str]:
+    return {"status": "ok"}
+
+
+@router.get("/ready", summary="Readiness: the database and Redis are reachable")
+async def ready(runtime: RuntimeDep, response: Response) -> dict[str, Any]:
+    checks = {"database": await _check_database(runtime), "redis": await _check_redis(runtime)}
+    ok = all(c["status"] in ("ok", "not_configured") for c in checks.values())
+    response.status_code = 200 if ok else 503
+    return {"status": "ready" if ok else "not_ready", "checks": checks}
+
+
+@router.get("/health/detailed", summary="Each component's state and latency")
+async def health_detailed(runtime: RuntimeDep, response: Response) -> dict[str, Any]:
+    database = await _check_database(runtime)
+    redis = await _check_redis(runtime)
+    connected = runtime.credentials.connected
+    AUTH_CACHE_CONNECTED.set(1 if connected else 0)
+    components = {
+        "database": {**database, "backend": runtime.db.engine.dialect.name},
+        "redis": redis,
+        "auth_cache": {
+            "status": "ok" if connected else "degraded",
+            "entries": len(runtime.credentials),
+            "broadcast_failures": runtime.credentials.broadcast_failures,
+        },
+    }
+    ok = database["status"] == "ok" and redis["status"] in ("ok", "not_configured")
+    response.status_code = 200 if ok else 503
+    return {
+        "status": "ok" if ok else "degraded",
+        "uptime_seconds": round(time.time() - _STARTED, 1),
+        "environment": runtime.settings.environment,
+        "components": components,
+    }
+
+
+@router.get("/metrics", summary="Prometheus metrics", response_class=Response)
+async def metrics(runtime: RuntimeDep) -> Response:
+    AUTH_CACHE_CONNECTED.set(1 if runtime.credentials.connected else 0)
+    body, content_type = render_metrics()
+    return Response(body, media_type=content_type)

@@ -1,0 +1,121 @@
+"""Exception handlers: every error leaves as RFC 9457 problem+json with the request id."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import structlog
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.responses import Response
+
+from custos.exceptions import CustosError, problem_type
+from custos.kit.context import request_context
+
+log = structlog.get_logger(__name__)
+
+PROBLEM_JSON = "application/problem+json"
+_STATUS_SLUGS = {
+    400: ("bad-request", "Bad Request"),
+    401: ("unauthorized", "Unauthorized"),
+    403: ("forbidden", "Forbidden"),
+    404: ("not-found", "Not Found"),
+    405: ("method-not-allowed", "Method Not Allowed"),
+    406: ("not-acceptable", "Not Acceptable"),
+    413: ("payload-too-large", "Payload Too Large"),
+    415: ("unsupported-media-type", "Unsupported Media Type"),
+    422: ("validation-error", "Unprocessable Content"),
+    429: ("rate-limited", "Too Many Requests"),
+}
+
+
+def problem(
+    request: Request,
+    status: int,
+    slug: str,
+    title: str,
+    detail: str,
+    *,
+    errors: list[dict[str, Any]] | None = None,
+    headers: dict[str, str] | None = None,
+    extensions: dict[str, Any] | None = None,
+) -> Response:
+    body: dict[str, Any] = {
+        "type": problem_type(slug),
+        "title": title,
+        "status": status,
+        "detail": detail,
+        # The path only: query strings may carry personal data.
+        "instance": request.url.path,
+        "request_id": request_context.get().request_id,
+    }
+    if errors:
+        body["errors"] = errors
+    if extensions:
+        body.update(extensions)
+    # ensure_ascii escapes lone surrogates instead of failing to encode them.
+    content = json.dumps(body, ensure_ascii=True, default=str).encode()
+    return Response(content, status_code=status, media_type=PROBLEM_JSON, headers=headers)
+
+
+def _validation_errors(exc: RequestValidationError) -> list[dict[str, Any]]:
+    # The offending input is never echoed back: it may be personal data or a secret.
+    return [
+        {"loc": list(err.get("loc", ())), "msg": str(err.get("msg", "")), "type": err.get("type")}
+        for err in exc.errors()
+    ]
+
+
+async def _custos_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, CustosError)
+    return problem(
+        request,
+        exc.status_code,
+        exc.slug,
+        exc.title,
+        exc.detail,
+        errors=exc.errors,
+        headers=exc.headers,
+        extensions=exc.extensions,
+    )
+
+
+async def _request_validation(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, RequestValidationError)
+    errors = _validation_errors(exc)
+    return problem(
+        request,
+        422,
+        "validation-error",
+        "Unprocessable Content",
+        f"The request is invalid ({len(errors)} problem{'s' if len(errors) != 1 else ''})",
+        errors=errors,
+    )
+
+
+async def _http_exception(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, StarletteHTTPException)
+    slug, title = _STATUS_SLUGS.get(exc.status_code, ("http-error", "HTTP Error"))
+    detail = exc.detail if isinstance(exc.detail, str) else title
+    headers = dict(exc.headers) if exc.headers else None
+    return problem(request, exc.status_code, slug, title, detail, headers=headers)
+
+
+async def _unhandled(request: Request, exc: Exception) -> Response:
+    log.error("unhandled_error", error=type(exc).__name__, exc_info=exc)
+    return problem(
+        request,
+        500,
+        "internal-error",
+        "Internal Server Error",
+        "Something went wrong on our side; the request id identifies it in our logs",
+    )
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(CustosError, _custos_error)
+    app.add_exception_handler(RequestValidationError, _request_validation)
+    app.add_exception_handler(StarletteHTTPException, _http_exception)
+    app.add_exception_handler(Exception, _unhandled)

@@ -1,0 +1,131 @@
+"""One pure-ASGI middleware for what every request needs: request id, context for audit and
+logs, the body size limit, security headers, metrics and the access log."""
+
+from __future__ import annotations
+
+import re
+import time
+import uuid
+from typing import Any
+
+import structlog
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from custos.exceptions import PayloadTooLarge
+from custos.kit.context import RequestContext, request_context
+from custos.observability import HTTP_DURATION, HTTP_REQUESTS
+
+log = structlog.get_logger("custos.access")
+
+_REQUEST_ID_RE = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+_SECURITY_HEADERS = [
+    (b"x-content-type-options", b"nosniff"),
+    (b"x-frame-options", b"DENY"),
+    (b"referrer-policy", b"no-referrer"),
+    (b"cross-origin-resource-policy", b"same-origin"),
+]
+_API_CSP = (b"content-security-policy", b"default-src 'none'; frame-ancestors 'none'")
+_DOC_PATHS = ("/docs", "/redoc")
+
+
+class RequestMiddleware:
+    def __init__(self, app: ASGIApp, *, max_body_bytes: int, hsts: bool = False) -> None:
+        self.app = app
+        self.max_body_bytes = max_body_bytes
+        self.hsts = hsts
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        headers = _headers(scope)
+        incoming = headers.get("x-request-id", "")
+        request_id = incoming if _REQUEST_ID_RE.match(incoming) else uuid.uuid4().hex
+        client = scope.get("client")
+        request_context.set(
+            RequestContext(
+                request_id=request_id,
+                ip=client[0] if client else None,
+                user_agent=headers.get("user-agent"),
+            )
+        )
+        structlog.contextvars.clear_contextvars()
+        structlog.contextvars.bind_contextvars(request_id=request_id)
+        status = 500
+
+        length = headers.get("content-length")
+        if length is not None and (not length.isdigit() or int(length) > self.max_body_bytes):
+            receive = _refuse_body(self.max_body_bytes)
+        else:
+            receive = _limit_body(receive, self.max_body_bytes)
+
+        is_docs = scope["path"].startswith(_DOC_PATHS)
+
+        async def send_wrapper(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                raw = list(message.get("headers", []))
+                present = {name.lower() for name, _ in raw}
+                raw.append((b"x-request-id", request_id.encode()))
+                raw.extend(h for h in _SECURITY_HEADERS if h[0] not in present)
+                if not is_docs and _API_CSP[0] not in present:
+                    raw.append(_API_CSP)
+                if b"cache-control" not in present:
+                    raw.append((b"cache-control", b"no-store"))
+                if self.hsts:
+                    raw.append((b"strict-transport-security", b"max-age=63072000"))
+                message["headers"] = raw
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_wrapper)
+        finally:
+            elapsed = time.perf_counter() - started
+            template = route_template(scope)
+            method = scope["method"]
+            labels = (method, template, str(status))
+            HTTP_REQUESTS.labels(*labels).inc()
+            HTTP_DURATION.labels(*labels).observe(elapsed)
+            log.info(
+                "request",
+                method=method,
+                route=template,
+                status=status,
+                duration_ms=round(elapsed * 1000, 2),
+            )
+
+
+def route_template(scope: Scope) -> str:
+    """The matched route's path template (`/api/v1/users/{user_id}`), never the raw path."""
+    context = scope.get("fastapi", {}).get("effective_route_context")
+    template = getattr(context, "path_format", None) or getattr(scope.get("route"), "path", None)
+    return template or "<unmatched>"
+
+
+def _headers(scope: Scope) -> dict[str, str]:
+    return {k.decode("latin-1"): v.decode("latin-1") for k, v in scope.get("headers", [])}
+
+
+def _refuse_body(limit: int) -> Receive:
+    async def receive() -> Message:
+        raise PayloadTooLarge(f"The request body is larger than {limit} bytes")
+
+    return receive
+
+
+def _limit_body(receive: Receive, limit: int) -> Receive:
+    """Counts streamed bytes too, so a chunked body without Content-Length is bounded."""
+    seen = 0
+
+    async def wrapped() -> Message:
+        nonlocal seen
+        message: dict[str, Any] = dict(await receive())
+        if message["type"] == "http.request":
+            seen += len(message.get("body", b""))
+            if seen > limit:
+                raise PayloadTooLarge(f"The request body is larger than {limit} bytes")
+        return message
+
+    return wrapped

@@ -1,0 +1,22 @@
+"""ORM models, one module per table. Importing this package registers them all."""
+
+from custos.models.api_key import ApiKey
+from custos.models.audit_log import AuditHead, AuditLog
+from custos.models.auth_session import AuthSession, RefreshToken
+from custos.models.base import Base, TenantOwned
+from custos.models.tenant import Tenant, TenantPlan, TenantStatus
+from custos.models.user import User
+
+__all__ = [
+    "ApiKey",
+    "AuditHead",
+    "AuditLog",
+    "AuthSession",
+    "Base",
+    "RefreshToken",
+    "Tenant",
+    "TenantOwned",
+    "TenantPlan",
+    "TenantStatus",
+    "User",
+]

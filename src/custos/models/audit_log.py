@@ -1,0 +1,46 @@
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Mapped, mapped_column
+
+from custos.kit.types import JSONType, UTCDateTime
+from custos.models.base import Base, TenantOwned
+
+
+class AuditLog(TenantOwned, Base):
+    __tablename__ = "audit_logs"
+    __table_args__ = (
+        sa.UniqueConstraint("tenant_id", "seq"),
+        sa.Index("ix_audit_logs_tenant_target", "tenant_id", "target_type", "target_id"),
+    )
+
+    id: Mapped[str] = mapped_column(sa.String(40), primary_key=True)
+    seq: Mapped[int] = mapped_column(sa.BigInteger, nullable=False)
+    occurred_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False)
+    actor_type: Mapped[str] = mapped_column(sa.String(20), nullable=False)
+    actor_id: Mapped[str | None] = mapped_column(sa.String(40))
+    action: Mapped[str] = mapped_column(sa.String(80), nullable=False, index=True)
+    target_type: Mapped[str] = mapped_column(sa.String(40), nullable=False)
+    target_id: Mapped[str | None] = mapped_column(sa.String(80))
+    request_id: Mapped[str | None] = mapped_column(sa.String(128))
+    ip: Mapped[str | None] = mapped_column(sa.String(45))
+    user_agent: Mapped[str | None] = mapped_column(sa.String(255))
+    # Field name -> masked value (or a marker); never raw personal data.
+    changes: Mapped[dict[str, Any]] = mapped_column(JSONType, nullable=False, default=dict)
+    prev_hash: Mapped[str] = mapped_column(sa.String(64), nullable=False)
+    hash: Mapped[str] = mapped_column(sa.String(64), nullable=False)
+
+
+class AuditHead(TenantOwned, Base):
+    """The end of a tenant's chain; locking it serialises appends to that chain."""
+
+    __tablename__ = "audit_heads"
+
+    tenant_id: Mapped[str] = mapped_column(
+        sa.String(40), sa.ForeignKey("tenants.id", ondelete="CASCADE"), primary_key=True
+    )
+    seq: Mapped[int] = mapped_column(sa.BigInteger, nullable=False, default=0)
+    hash: Mapped[str] = mapped_column(sa.String(64), nullable=False, default="")
