@@ -22,7 +22,9 @@ Environment = Literal["development", "test", "production"]
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="CUSTOS_", extra="ignore", frozen=True)
+    model_config = SettingsConfigDict(
+        env_prefix="CUSTOS_", extra="ignore", frozen=True, populate_by_name=True
+    )
 
     environment: Environment = "development"
     secret_key: SecretStr = SecretStr(DEFAULT_SECRET_KEY)

@@ -44,7 +44,7 @@ class Runtime:
                 settings.secret_key.get_secret_value(), settings.api_key_prefix
             ),
             last_used=LastUsedTracker(database, settings.api_key_last_used_flush_seconds),
-            login_throttle=LoginThrottle(settings, create_limits_storage(settings)),
+            login_throttle=LoginThrottle(settings, create_limits_storage(settings, redis)),
         )
 
     async def start(self) -> None:

@@ -7,6 +7,7 @@ import time
 
 import structlog
 from limits import RateLimitItem, parse
+from redis.asyncio import Redis
 from limits.aio.storage import MemoryStorage, RedisStorage, Storage
 from limits.aio.strategies import MovingWindowRateLimiter
 
@@ -17,10 +18,13 @@ from custos.kit.crypto import derive_key, keyed_hash
 log = structlog.get_logger(__name__)
 
 
-def create_limits_storage(settings: Settings) -> Storage:
-    if settings.redis_url:
+def create_limits_storage(settings: Settings, redis: Redis | None) -> Storage:
+    if settings.redis_url and redis is not None:
+        # Shares our connection pool, so it is closed with the rest at shutdown.
         return RedisStorage(
-            "async+" + settings.redis_url, socket_timeout=0.5, socket_connect_timeout=0.5
+            "async+" + settings.redis_url,
+            implementation="redispy",
+            connection_pool=redis.connection_pool,  # type: ignore[arg-type]
         )
     return MemoryStorage()
 

@@ -1,0 +1,127 @@
+"""Test harness: a fresh database built by the migrations, real Redis when configured.
+
+The backend follows the environment, as in production: DATABASE_URL naming PostgreSQL runs
+the suite there (in a new database, dropped afterwards); otherwise a SQLite file. REDIS_URL
+turns on Redis for credential-cache broadcasts and throttling; without it, in-process memory.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import tempfile
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import psycopg
+import pytest
+from sqlalchemy.engine import make_url
+
+from custos.app import create_app
+from custos.config import Settings
+from custos.migrate import upgrade
+from custos.runtime import Runtime
+from tests.audit_check import AuditInvariant
+from tests.factories import Factory
+
+BASE_URL = "http://custos.test"
+
+
+def _postgres_admin_url() -> str | None:
+    url = os.environ.get("DATABASE_URL", "")
+    return url if url.startswith(("postgres://", "postgresql")) else None
+
+
+@pytest.fixture(scope="session")
+def database_url() -> Iterator[str]:
+    admin_url = _postgres_admin_url()
+    if admin_url is None:
+        with tempfile.TemporaryDirectory(prefix="custos-test-") as tmp:
+            yield f"sqlite+aiosqlite:///{Path(tmp) / 'custos.db'}"
+        return
+    name = f"custos_test_{secrets.token_hex(4)}"
+    plain = make_url(admin_url).set(drivername="postgresql")
+    conninfo = plain.render_as_string(hide_password=False)
+    with psycopg.connect(conninfo, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield plain.set(drivername="postgresql+psycopg", database=name).render_as_string(
+            hide_password=False
+        )
+    finally:
+        with psycopg.connect(conninfo, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def make_settings(database_url: str, **overrides: Any) -> Settings:
+    values: dict[str, Any] = {
+        "environment": "test",
+        "secret_key": "test-secret-" + "x" * 40,
+        "database_url": database_url,
+        "redis_url": os.environ.get("REDIS_URL") or None,
+        "password_hash_profile": "fast",
+        # The suite signs in often from one address; throttling has its own tests.
+        "login_rate_per_ip": "100000/minute",
+        "login_failures_per_account": "100000/minute",
+        "log_level": "WARNING",
+    }
+    values.update(overrides)
+    return Settings(**values)
+
+
+@pytest.fixture(scope="session")
+def settings(database_url: str) -> Settings:
+    settings = make_settings(database_url)
+    upgrade(settings)
+    return settings
+
+
+@pytest.fixture(scope="session")
+def uses_postgres(settings: Settings) -> bool:
+    return settings.is_postgres
+
+
+@pytest.fixture(scope="session")
+async def runtime(settings: Settings) -> AsyncIterator[Runtime]:
+    runtime = Runtime.build(settings)
+    await runtime.start()
+    yield runtime
+    await runtime.stop()
+
+
+@pytest.fixture(scope="session")
+def app(settings: Settings, runtime: Runtime) -> Any:
+    return create_app(settings, runtime)
+
+
+@pytest.fixture(scope="session")
+async def audit_invariant(runtime: Runtime) -> AuditInvariant:
+    return AuditInvariant(runtime)
+
+
+@pytest.fixture
+async def client(app: Any, audit_invariant: AuditInvariant) -> AsyncIterator[httpx.AsyncClient]:
+    """Sequential requests only: every successful write must add exactly one audit row."""
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(
+        transport=transport,
+        base_url=BASE_URL,
+        event_hooks={"request": [audit_invariant.before], "response": [audit_invariant.after]},
+    ) as client:
+        yield client
+
+
+@pytest.fixture
+async def raw_client(app: Any) -> AsyncIterator[httpx.AsyncClient]:
+    """For concurrent requests and no-op writes, where the audit count check cannot apply."""
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url=BASE_URL
+    ) as client:
+        yield client
+
+
+@pytest.fixture
+def factory(runtime: Runtime) -> Factory:
+    return Factory(runtime)
