@@ -111,7 +111,9 @@ class TestRefresh:
         tenant = await factory.tenant()
         first = await login(client, tenant.admin)
         second = (
-            await client.post("/api/v1/auth/refresh", json={"refresh_token": first["refresh_token"]})
+            await client.post(
+                "/api/v1/auth/refresh", json={"refresh_token": first["refresh_token"]}
+            )
         ).json()
         replay = await client.post(
             "/api/v1/auth/refresh", json={"refresh_token": first["refresh_token"]}

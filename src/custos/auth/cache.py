@@ -38,7 +38,11 @@ class CredentialCache:
         self._ttl = settings.auth_cache_ttl_seconds
         self._degraded_ttl = settings.auth_cache_degraded_ttl_seconds
         self._max = settings.auth_cache_max_entries
-        self._entries: OrderedDict[str, tuple[float, Principal | None]] = OrderedDict()
+        # key -> (stored at, principal or None for "refused", tags that invalidate it).
+        # Refusals carry tags too: reactivating a tenant must clear its cached refusals.
+        self._entries: OrderedDict[str, tuple[float, Principal | None, frozenset[str]]] = (
+            OrderedDict()
+        )
         self._redis = redis
         self._last_heard = 0.0
         self._tasks: list[asyncio.Task[None]] = []
@@ -57,7 +61,7 @@ class CredentialCache:
         entry = self._entries.get(key)
         if entry is None:
             return False, None
-        stored_at, principal = entry
+        stored_at, principal, _tags = entry
         ttl = self._ttl if self.connected else self._degraded_ttl
         if time.monotonic() - stored_at >= ttl:
             self._entries.pop(key, None)
@@ -65,8 +69,8 @@ class CredentialCache:
         self._entries.move_to_end(key)
         return True, principal
 
-    def put(self, key: str, principal: Principal | None) -> None:
-        self._entries[key] = (time.monotonic(), principal)
+    def put(self, key: str, principal: Principal | None, tags: frozenset[str]) -> None:
+        self._entries[key] = (time.monotonic(), principal, tags)
         self._entries.move_to_end(key)
         while len(self._entries) > self._max:
             self._entries.popitem(last=False)
@@ -81,7 +85,7 @@ class CredentialCache:
         if "*" in wanted:
             self._entries.clear()
             return
-        for key in [k for k, (_, p) in self._entries.items() if p is not None and p.tags & wanted]:
+        for key in [k for k, (_, _, tags) in self._entries.items() if tags & wanted]:
             self._entries.pop(key, None)
 
     async def invalidate(self, tags: Iterable[str]) -> None:

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 
@@ -26,7 +26,6 @@ class Principal:
     customer_id: str | None = None
     # When this principal stops being valid on its own (key or token expiry).
     valid_until: datetime | None = None
-    tags: frozenset[str] = field(default_factory=frozenset)
 
     @property
     def is_platform_admin(self) -> bool:
@@ -45,5 +44,4 @@ class Principal:
             session_id=self.session_id,
             customer_id=self.customer_id,
             valid_until=self.valid_until,
-            tags=self.tags,
         )

@@ -7,9 +7,9 @@ import time
 
 import structlog
 from limits import RateLimitItem, parse
-from redis.asyncio import Redis
 from limits.aio.storage import MemoryStorage, RedisStorage, Storage
 from limits.aio.strategies import MovingWindowRateLimiter
+from redis.asyncio import Redis
 
 from custos.config import Settings
 from custos.exceptions import TooManyRequests

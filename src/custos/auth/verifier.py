@@ -16,6 +16,9 @@ from custos.runtime import Runtime
 
 INVALID = "The credentials are invalid, expired or revoked"
 
+# What a look-up decided (a principal, or None for refused) and the tags that undo it.
+Verdict = tuple[Principal | None, frozenset[str]]
+
 
 def key_tags(key_id: str, tenant_id: str) -> frozenset[str]:
     return frozenset({f"key:{key_id}", f"tenant:{tenant_id}"})
@@ -40,7 +43,6 @@ def _key_principal(key: ApiKey, tenant_status: str, key_hash: str | None) -> Pri
         tenant_id=key.tenant_id,
         scopes=frozenset(key.scopes),
         valid_until=_earliest(key.expires_at, grace_until),
-        tags=key_tags(key.id, key.tenant_id),
     )
 
 
@@ -85,39 +87,46 @@ class Verifier:
             raise Unauthorized(INVALID)
         return principal
 
-    async def _cached(
-        self, key: str, load: Callable[[], Awaitable[Principal | None]]
-    ) -> Principal | None:
+    async def _cached(self, key: str, load: Callable[[], Awaitable[Verdict]]) -> Principal | None:
         cache = self.runtime.credentials
         found, principal = cache.get(key)
         if not found:
-            principal = await load()
-            cache.put(key, principal)
+            principal, tags = await load()
+            cache.put(key, principal, tags)
         return principal
 
-    async def _load_key(self, key_hash: str) -> Principal | None:
+    async def _load_key(self, key_hash: str) -> Verdict:
         async with self.runtime.db.transaction(system=True, write=False) as session:
             found = await CredentialRepository(session).api_key_by_hash(key_hash)
-        return _key_principal(found[0], found[1], key_hash) if found else None
+        if found is None:
+            return None, frozenset()
+        key, tenant_status = found
+        return _key_principal(key, tenant_status, key_hash), key_tags(key.id, key.tenant_id)
 
-    async def _load_key_by_id(self, key_id: str) -> Principal | None:
+    async def _load_key_by_id(self, key_id: str) -> Verdict:
         async with self.runtime.db.transaction(system=True, write=False) as session:
             found = await CredentialRepository(session).api_key_by_id(key_id)
-        return _key_principal(found[0], found[1], None) if found else None
+        if found is None:
+            return None, frozenset()
+        key, tenant_status = found
+        return _key_principal(key, tenant_status, None), key_tags(key.id, key.tenant_id)
 
-    async def _load_session(self, session_id: str) -> Principal | None:
+    async def _load_session(self, session_id: str) -> Verdict:
         async with self.runtime.db.transaction(system=True, write=False) as session:
             found = await CredentialRepository(session).session_with_user(session_id)
         if found is None:
-            return None
+            return None, frozenset()
         auth_session, user, tenant_status = found
+        tags = frozenset(
+            {f"user:{user.id}", f"session:{auth_session.id}", f"tenant:{user.tenant_id}"}
+        )
         if (
             auth_session.revoked_at is not None
             or not user.is_active
             or tenant_status != TenantStatus.active
         ):
-            return None
-        return Principal(
+            return None, tags
+        principal = Principal(
             kind=PrincipalKind.user,
             id=user.id,
             tenant_id=user.tenant_id,
@@ -126,7 +135,5 @@ class Verifier:
             session_id=auth_session.id,
             customer_id=user.customer_id,
             valid_until=auth_session.expires_at,
-            tags=frozenset(
-                {f"user:{user.id}", f"session:{auth_session.id}", f"tenant:{user.tenant_id}"}
-            ),
         )
+        return principal, tags

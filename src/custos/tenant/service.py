@@ -36,26 +36,21 @@ async def create(
     await session.flush()
     session.add(AuditHead(tenant_id=tenant.id, seq=0, hash=""))
     await session.flush()
-    audit.record(
-        session,
-        actor,
-        "tenant.created",
-        "tenant",
-        tenant.id,
-        tenant_id=tenant.id,
-        changes={
-            "slug": {"from": None, "to": tenant.slug},
-            "plan": {"from": None, "to": body.plan},
-        },
-    )
+    changes = {"slug": {"from": None, "to": tenant.slug}, "plan": {"from": None, "to": body.plan}}
     if body.admin_email and body.admin_password:
-        await user_service.create(
+        admin = await user_service.create(
             runtime,
             session,
             actor,
             tenant.id,
             UserCreate(email=body.admin_email, password=body.admin_password, role=Role.admin),
+            audited=False,
         )
+        # One request, one audit row: the tenant's creation names its first admin.
+        changes["admin_user_id"] = {"from": None, "to": admin.id}
+    audit.record(
+        session, actor, "tenant.created", "tenant", tenant.id, tenant_id=tenant.id, changes=changes
+    )
     return tenant
 
 

@@ -37,7 +37,9 @@ async def create(
     body: UserCreate,
     *,
     platform_admin: bool = False,
+    audited: bool = True,
 ) -> User:
+    """`audited=False` when the caller's own audit row already records this user."""
     ensure_can_grant(actor, body.role, platform_admin=platform_admin)
     repo = UserRepository(session, tenant_id)
     if await repo.email_taken(body.email):
@@ -56,6 +58,8 @@ async def create(
     )
     session.add(user)
     await session.flush()
+    if not audited:
+        return user
     audit.record(
         session,
         actor,
