@@ -3,15 +3,16 @@ logs, the body size limit, security headers, metrics and the access log."""
 
 from __future__ import annotations
 
+import json
 import re
 import time
 import uuid
-from typing import Any
 
 import structlog
+from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from custos.exceptions import PayloadTooLarge
+from custos.exceptions import PayloadTooLarge, problem_type
 from custos.kit.context import RequestContext, request_context
 from custos.observability import HTTP_DURATION, HTTP_REQUESTS
 
@@ -53,16 +54,34 @@ class RequestMiddleware:
         structlog.contextvars.clear_contextvars()
         structlog.contextvars.bind_contextvars(request_id=request_id)
         status = 500
-
-        length = headers.get("content-length")
-        if length is not None and (not length.isdigit() or int(length) > self.max_body_bytes):
-            receive = _refuse_body(self.max_body_bytes)
-        else:
-            receive = _limit_body(receive, self.max_body_bytes)
-
         is_docs = scope["path"].startswith(_DOC_PATHS)
+        exceeded = False
+        replaced = False
+        seen = 0
 
-        async def send_wrapper(message: Message) -> None:
+        async def limited_receive() -> Message:
+            nonlocal seen, exceeded
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > self.max_body_bytes:
+                    exceeded = True
+                    raise PayloadTooLarge()
+            return message
+
+        async def send_or_replace(message: Message) -> None:
+            nonlocal status, replaced
+            if exceeded:
+                # The framework turns an error while reading the body into a generic 400;
+                # whatever it sends, the client gets the 413 problem instead.
+                if not replaced:
+                    replaced = True
+                    refusal = _too_large(self.max_body_bytes, request_id)
+                    await refusal(scope, receive, send_with_headers)
+                return
+            await send_with_headers(message)
+
+        async def send_with_headers(message: Message) -> None:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
@@ -80,7 +99,12 @@ class RequestMiddleware:
             await send(message)
 
         try:
-            await self.app(scope, receive, send_wrapper)
+            length = headers.get("content-length", "")
+            if length and (not length.isdigit() or int(length) > self.max_body_bytes):
+                refusal = _too_large(self.max_body_bytes, request_id)
+                await refusal(scope, receive, send_with_headers)  # refused before reading
+            else:
+                await self.app(scope, limited_receive, send_or_replace)
         finally:
             elapsed = time.perf_counter() - started
             template = route_template(scope)
@@ -108,24 +132,14 @@ def _headers(scope: Scope) -> dict[str, str]:
     return {k.decode("latin-1"): v.decode("latin-1") for k, v in scope.get("headers", [])}
 
 
-def _refuse_body(limit: int) -> Receive:
-    async def receive() -> Message:
-        raise PayloadTooLarge(f"The request body is larger than {limit} bytes")
-
-    return receive
-
-
-def _limit_body(receive: Receive, limit: int) -> Receive:
-    """Counts streamed bytes too, so a chunked body without Content-Length is bounded."""
-    seen = 0
-
-    async def wrapped() -> Message:
-        nonlocal seen
-        message: dict[str, Any] = dict(await receive())
-        if message["type"] == "http.request":
-            seen += len(message.get("body", b""))
-            if seen > limit:
-                raise PayloadTooLarge(f"The request body is larger than {limit} bytes")
-        return message
-
-    return wrapped
+def _too_large(limit: int, request_id: str) -> ASGIApp:
+    body = {
+        "type": problem_type(PayloadTooLarge.slug),
+        "title": PayloadTooLarge.title,
+        "status": 413,
+        "detail": f"The request body is larger than {limit} bytes",
+        "request_id": request_id,
+    }
+    return Response(
+        json.dumps(body).encode(), status_code=413, media_type="application/problem+json"
+    )

@@ -1,0 +1,220 @@
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import httpx
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from custos.config import Settings
+from custos.db import create_engine
+from custos.models import AuditLog
+from tests.factories import Factory, TenantHandle, bearer
+
+
+@pytest.fixture
+async def owner_engine(settings: Settings) -> Any:
+    """The schema owner's connection: how someone with database access would tamper."""
+    engine = create_engine(settings, runtime_role=False)
+    yield engine
+    await engine.dispose()
+
+
+async def _busy_tenant(client: httpx.AsyncClient, factory: Factory) -> TenantHandle:
+    tenant = await factory.tenant()
+    for n in range(3):
+        response = await client.post(
+            "/api/v1/users",
+            json={"email": f"u{n}@example.com", "password": "long-enough-secret"},
+            headers=bearer(tenant.admin_key),
+        )
+        assert response.status_code == 201
+    return tenant
+
+
+async def _verify(client: httpx.AsyncClient, tenant: TenantHandle) -> dict[str, Any]:
+    response = await client.get("/api/v1/audit/verify", headers=bearer(tenant.admin_key))
+    assert response.status_code == 200
+    result: dict[str, Any] = response.json()
+    return result
+
+
+class TestAuditLog:
+    async def test_each_change_is_recorded_with_who_what_and_masked_values(
+        self, client: httpx.AsyncClient, factory: Factory
+    ) -> None:
+        tenant = await factory.tenant()
+        await client.post(
+            "/api/v1/users",
+            json={"email": "jane.doe@example.com", "password": "long-enough-secret"},
+            headers={
+                **bearer(tenant.admin_key),
+                "User-Agent": "audit-test",
+                "X-Request-ID": "req-1",
+            },
+        )
+        page = await client.get(
+            "/api/v1/audit", params={"action": "user.created"}, headers=bearer(tenant.admin_key)
+        )
+        [entry] = [e for e in page.json()["items"] if e["request_id"] == "req-1"]
+        assert entry["actor_type"] == "api_key"
+        assert entry["target_type"] == "user"
+        assert entry["request_id"] == "req-1"
+        assert entry["user_agent"] == "audit-test"
+        assert entry["changes"]["email"]["to"] == "j***@example.com"
+        assert "jane.doe" not in page.text
+
+    async def test_filters(self, client: httpx.AsyncClient, factory: Factory) -> None:
+        tenant = await _busy_tenant(client, factory)
+        headers = bearer(tenant.admin_key)
+        by_prefix = await client.get("/api/v1/audit", params={"action": "user.*"}, headers=headers)
+        assert {e["action"] for e in by_prefix.json()["items"]} == {"user.created"}
+        first = by_prefix.json()["items"][0]
+        by_target = await client.get(
+            "/api/v1/audit", params={"target_id": first["target_id"]}, headers=headers
+        )
+        assert [e["id"] for e in by_target.json()["items"]] == [first["id"]]
+        future = (datetime.now(UTC) + timedelta(hours=1)).isoformat()
+        none = await client.get("/api/v1/audit", params={"since": future}, headers=headers)
+        assert none.json()["items"] == []
+        naive = await client.get(
+            "/api/v1/audit", params={"since": "2026-01-01T00:00:00"}, headers=headers
+        )
+        assert naive.status_code == 422
+
+    async def test_there_is_no_way_to_change_or_delete_audit_rows_through_the_api(
+        self, client: httpx.AsyncClient, factory: Factory
+    ) -> None:
+        tenant = await _busy_tenant(client, factory)
+        entry = (await client.get("/api/v1/audit", headers=bearer(tenant.admin_key))).json()[
+            "items"
+        ][0]
+        for method in ("PUT", "PATCH", "DELETE"):
+            for path in ("/api/v1/audit", f"/api/v1/audit/{entry['id']}"):
+                response = await client.request(method, path, headers=bearer(tenant.admin_key))
+                assert response.status_code in (404, 405), (method, path)
+
+    async def test_concurrent_writes_keep_one_unbroken_chain(
+        self, raw_client: httpx.AsyncClient, factory: Factory
+    ) -> None:
+        tenant = await factory.tenant()
+        before = (await _verify(raw_client, tenant))["head_seq"]
+        responses = await asyncio.gather(
+            *(
+                raw_client.post(
+                    "/api/v1/users",
+                    json={"email": f"c{n}@example.com", "password": "long-enough-secret"},
+                    headers=bearer(tenant.admin_key),
+                )
+                for n in range(12)
+            )
+        )
+        assert [r.status_code for r in responses] == [201] * 12
+        result = await _verify(raw_client, tenant)
+        assert result["valid"] is True
+        assert result["checked"] == result["head_seq"] == before + 12
+
+
+class TestChainVerification:
+    async def test_an_untouched_chain_verifies(
+        self, client: httpx.AsyncClient, factory: Factory
+    ) -> None:
+        tenant = await _busy_tenant(client, factory)
+        # The factory's tenant, admin and key, then three users.
+        assert await _verify(client, tenant) == {
+            "valid": True,
+            "checked": 6,
+            "head_seq": 6,
+            "first_broken_seq": None,
+            "first_broken_id": None,
+            "reason": None,
+        }
+
+    @pytest.mark.parametrize(
+        "change",
+        [
+            {"action": "user.deleted"},
+            {"actor_id": "usr_SOMEBODYELSE"},
+            {"target_id": "usr_OTHER"},
+            {"ip": "10.0.0.1"},
+            {"request_id": "forged"},
+            {"changes": {"email": {"from": None, "to": "x***@evil.example"}}},
+            {"occurred_at": datetime(2020, 1, 1, tzinfo=UTC)},
+        ],
+    )
+    async def test_editing_any_field_of_any_row_is_detected(
+        self,
+        client: httpx.AsyncClient,
+        factory: Factory,
+        owner_engine: AsyncEngine,
+        change: dict[str, Any],
+    ) -> None:
+        tenant = await _busy_tenant(client, factory)
+        async with owner_engine.begin() as conn:
+            await conn.execute(
+                sa.update(AuditLog)
+                .where(AuditLog.tenant_id == tenant.id, AuditLog.seq == 3)
+                .values(**change)
+            )
+        result = await _verify(client, tenant)
+        assert result["valid"] is False
+        assert result["first_broken_seq"] == 3
+        assert result["reason"] == "row content does not match its hash"
+
+    async def test_recomputing_a_rows_hash_breaks_the_next_link(
+        self, client: httpx.AsyncClient, factory: Factory, owner_engine: AsyncEngine
+    ) -> None:
+        tenant = await _busy_tenant(client, factory)
+        from custos.audit.chain import row_hash
+
+        async with owner_engine.begin() as conn:
+            row = (
+                await conn.execute(
+                    sa.select(AuditLog).where(AuditLog.tenant_id == tenant.id, AuditLog.seq == 2)
+                )
+            ).one()
+            forged = AuditLog(**{**row._asdict(), "action": "user.deleted"})
+            await conn.execute(
+                sa.update(AuditLog)
+                .where(AuditLog.id == row.id)
+                .values(action="user.deleted", hash=row_hash(forged))
+            )
+        result = await _verify(client, tenant)
+        assert (result["valid"], result["first_broken_seq"]) == (False, 3)
+        assert "prev_hash" in result["reason"]
+
+    async def test_deleting_a_row_in_the_middle_or_at_the_end_is_detected(
+        self, client: httpx.AsyncClient, factory: Factory, owner_engine: AsyncEngine
+    ) -> None:
+        middle, end = await _busy_tenant(client, factory), await _busy_tenant(client, factory)
+        async with owner_engine.begin() as conn:
+            await conn.execute(
+                sa.delete(AuditLog).where(AuditLog.tenant_id == middle.id, AuditLog.seq == 2)
+            )
+            await conn.execute(
+                sa.delete(AuditLog).where(AuditLog.tenant_id == end.id, AuditLog.seq == 6)
+            )
+        broken_middle = await _verify(client, middle)
+        assert (broken_middle["valid"], broken_middle["first_broken_seq"]) == (False, 2)
+        broken_end = await _verify(client, end)
+        assert (broken_end["valid"], broken_end["first_broken_seq"]) == (False, 6)
+
+    async def test_the_runtime_role_cannot_change_or_delete_audit_rows(
+        self, client: httpx.AsyncClient, factory: Factory, uses_postgres: bool, runtime: Any
+    ) -> None:
+        if not uses_postgres:
+            pytest.skip("database privileges exist on PostgreSQL only")
+        from sqlalchemy.exc import ProgrammingError
+
+        tenant = await _busy_tenant(client, factory)
+        for statement in (
+            sa.update(AuditLog).where(AuditLog.tenant_id == tenant.id).values(action="x"),
+            sa.delete(AuditLog).where(AuditLog.tenant_id == tenant.id),
+        ):
+            with pytest.raises(ProgrammingError, match="permission denied"):
+                async with runtime.db.transaction(tenant_id=tenant.id) as session:
+                    await session.execute(statement)
+        assert (await _verify(client, tenant))["valid"] is True
