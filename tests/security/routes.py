@@ -1,0 +1,86 @@
+"""The reviewed access policy of every route. A route the app serves that is missing here,
+or whose declared scope differs, fails tests/security/test_route_matrix.py."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi.routing import iter_route_contexts
+
+PUBLIC = "public"
+AUTHENTICATED = "authenticated"  # any valid credential, no particular scope
+
+ROUTE_POLICY: dict[tuple[str, str], str] = {
+    ("POST", "/api/v1/auth/login"): PUBLIC,
+    ("POST", "/api/v1/auth/refresh"): PUBLIC,
+    ("POST", "/api/v1/auth/logout"): AUTHENTICATED,
+    ("POST", "/api/v1/auth/password"): AUTHENTICATED,
+    ("GET", "/api/v1/auth/me"): AUTHENTICATED,
+    ("POST", "/api/v1/oauth/token"): PUBLIC,
+    ("GET", "/api/v1/users"): "users:read",
+    ("POST", "/api/v1/users"): "users:write",
+    ("GET", "/api/v1/users/{user_id}"): "users:read",
+    ("PATCH", "/api/v1/users/{user_id}"): "users:write",
+    ("DELETE", "/api/v1/users/{user_id}"): "users:write",
+    ("GET", "/api/v1/api-keys"): "api_keys:read",
+    ("POST", "/api/v1/api-keys"): "api_keys:write",
+    ("GET", "/api/v1/api-keys/{key_id}"): "api_keys:read",
+    ("PATCH", "/api/v1/api-keys/{key_id}"): "api_keys:write",
+    ("DELETE", "/api/v1/api-keys/{key_id}"): "api_keys:write",
+    ("POST", "/api/v1/api-keys/{key_id}/rotate"): "api_keys:write",
+    ("GET", "/api/v1/audit"): "audit:read",
+    ("GET", "/api/v1/audit/verify"): "audit:read",
+    ("GET", "/api/v1/docs/scopes"): PUBLIC,
+    ("GET", "/api/admin/tenants"): "platform:admin",
+    ("POST", "/api/admin/tenants"): "platform:admin",
+    ("GET", "/api/admin/tenants/{tenant_id}"): "platform:admin",
+    ("PATCH", "/api/admin/tenants/{tenant_id}"): "platform:admin",
+    ("GET", "/api/admin/tenants/{tenant_id}/api-keys"): "platform:admin",
+    ("POST", "/api/admin/tenants/{tenant_id}/api-keys"): "platform:admin",
+    ("GET", "/health"): PUBLIC,
+    ("GET", "/ready"): PUBLIC,
+    ("GET", "/health/detailed"): PUBLIC,
+    ("GET", "/metrics"): PUBLIC,
+}
+
+# Framework pages: the schema and its viewers.
+FRAMEWORK_PATHS = {"/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc"}
+
+
+def served_routes(app: Any) -> dict[tuple[str, str], Any]:
+    routes = {}
+    for context in iter_route_contexts(app.routes):
+        if context.path in FRAMEWORK_PATHS:
+            continue
+        for method in context.methods or ():
+            if method != "HEAD":
+                routes[(method, context.path)] = context
+    return routes
+
+
+def declared_policy(context: Any) -> str:
+    """What the route's dependencies actually demand."""
+    scopes: list[str] = []
+    authenticated = False
+    stack = [context.dependant]
+    while stack:
+        dependant = stack.pop()
+        call = dependant.call
+        scopes.extend(getattr(call, "required_scopes", ()))
+        if getattr(call, "__name__", "") == "authenticate":
+            authenticated = True
+        stack.extend(dependant.dependencies)
+    if scopes:
+        assert len(set(scopes)) == 1, f"{context.path} declares several scopes: {scopes}"
+        return scopes[0]
+    return AUTHENTICATED if authenticated else PUBLIC
+
+
+def concrete(path: str, values: dict[str, str] | None = None) -> str:
+    """Fill path parameters: given values, else a well-formed id that matches nothing."""
+    import re
+
+    values = values or {}
+    return re.sub(
+        r"\{(\w+)\}", lambda m: values.get(m.group(1), "x_00000000000000000000000000"), path
+    )
