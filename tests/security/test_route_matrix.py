@@ -1,4 +1,4 @@
-"""Role × route: every scoped route refuses, with 403, each role and each API key that lacks
+"""Role-by-route: every scoped route refuses, with 403, each role and each API key that lacks
 its scope, and lets through those that hold it. Generated from the app's own routes."""
 
 from __future__ import annotations

@@ -94,7 +94,8 @@ class TestRowLevelSecurity:
         self, runtime: Runtime, factory: Factory
     ) -> None:
         first, second = await factory.tenant(), await factory.tenant()
-        with pytest.raises(DBAPIError, match="row-level security"):
+
+        async def insert_into_second() -> None:
             async with runtime.db.transaction(tenant_id=first.id) as session:
                 session.add(
                     User(
@@ -106,11 +107,17 @@ class TestRowLevelSecurity:
                     )
                 )
                 await session.flush()
-        with pytest.raises(DBAPIError, match="row-level security"):
+
+        async def move_rows_to_second() -> None:
             async with runtime.db.transaction(tenant_id=first.id) as session:
                 await session.execute(
                     sa.update(User).where(User.tenant_id == first.id).values(tenant_id=second.id)
                 )
+
+        with pytest.raises(DBAPIError, match="row-level security"):
+            await insert_into_second()
+        with pytest.raises(DBAPIError, match="row-level security"):
+            await move_rows_to_second()
 
     async def test_a_pooled_connection_does_not_keep_the_previous_tenant(
         self, settings: Settings, factory: Factory

@@ -1,0 +1,331 @@
+"""Helpers shared by the benchmarks: a throw-away database, a server subprocess, wrk.
+
+Benchmarks import this as a sibling module (`from _common import ...`): they are run as
+scripts, `python bench/<name>.py`, which puts bench/ first on sys.path.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass
+from pathlib import Path
+from types import FrameType
+from typing import IO, Any
+
+import psycopg
+from sqlalchemy.engine import make_url
+
+from custos.config import Settings
+
+HOST = "127.0.0.1"  # benchmarks only ever bind and drive the loopback interface
+WRK_INSTALL_HINT = (
+    "install it with: apt-get update && apt-get install -y wrk (macOS: brew install wrk)"
+)
+
+# Printed by the Lua `done` hook, so figures come from wrk's own histogram, not its text.
+_WRK_MARKER = "WRK_RESULT "
+_WRK_SCRIPT = """
+done = function(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format(
+    '%s{"requests": %d, "duration_us": %d, "p50_us": %.1f, "p99_us": %.1f, '
+    .. '"max_us": %.1f, "status_errors": %d, "connect_errors": %d, "read_errors": %d, '
+    .. '"write_errors": %d, "timeouts": %d}\\n',
+    "MARKER", summary.requests, summary.duration, latency:percentile(50),
+    latency:percentile(99), latency.max, e.status, e.connect, e.read, e.write, e.timeout))
+end
+""".replace("MARKER", _WRK_MARKER)
+
+
+class BenchError(RuntimeError):
+    """Something broke: the benchmark cannot produce trustworthy figures."""
+
+
+# -- statistics ------------------------------------------------------------------------------
+
+
+def percentile(ordered: Sequence[float], q: float) -> float:
+    """Nearest-rank percentile of an already sorted sequence (q in 0..100)."""
+    if not ordered:
+        raise ValueError("no samples")
+    rank = max(1, math.ceil(q / 100 * len(ordered)))
+    return float(ordered[min(rank, len(ordered)) - 1])
+
+
+def median(values: Sequence[float]) -> float:
+    ordered = sorted(values)
+    middle = len(ordered) // 2
+    if len(ordered) % 2:
+        return float(ordered[middle])
+    return (ordered[middle - 1] + ordered[middle]) / 2
+
+
+# -- process hygiene -------------------------------------------------------------------------
+
+
+def exit_cleanly_on_sigterm() -> None:
+    """Turn SIGTERM into SystemExit, so `finally` blocks stop servers and drop databases."""
+
+    def handler(signum: int, _frame: FrameType | None) -> None:
+        raise SystemExit(128 + signum)
+
+    signal.signal(signal.SIGTERM, handler)
+
+
+def die_with_parent() -> None:
+    """In a server subprocess: stop when the benchmark that started it is gone, even if it
+    was killed with SIGKILL and had no chance to clean up."""
+    parent = os.getppid()
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(0.5)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    threading.Thread(target=watch, name="parent-watch", daemon=True).start()
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((HOST, 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+# -- database --------------------------------------------------------------------------------
+
+
+def _postgres_admin_url() -> str | None:
+    url = os.environ.get("DATABASE_URL", "")
+    return url if url.startswith(("postgres://", "postgresql")) else None
+
+
+@contextmanager
+def throwaway_database(prefix: str) -> Iterator[str]:
+    """A new, empty database URL: PostgreSQL when DATABASE_URL names it (a database created
+    for the run and dropped after), otherwise a SQLite file in a temporary directory."""
+    admin_url = _postgres_admin_url()
+    if admin_url is None:
+        with tempfile.TemporaryDirectory(prefix=f"{prefix}-") as tmp:
+            yield f"sqlite+aiosqlite:///{Path(tmp) / 'custos.db'}"
+        return
+    name = f"{prefix.replace('-', '_')}_{secrets.token_hex(4)}"
+    plain = make_url(admin_url).set(drivername="postgresql")
+    conninfo = plain.render_as_string(hide_password=False)
+    with psycopg.connect(conninfo, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield plain.set(drivername="postgresql+psycopg", database=name).render_as_string(
+            hide_password=False
+        )
+    finally:
+        with psycopg.connect(conninfo, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def bench_settings(database_url: str, **overrides: Any) -> Settings:
+    """Settings as the test suite makes them, with a secret generated for this run."""
+    values: dict[str, Any] = {
+        "environment": "test",
+        "secret_key": secrets.token_urlsafe(48),
+        "database_url": database_url,
+        "redis_url": os.environ.get("REDIS_URL") or None,
+        "password_hash_profile": "fast",
+        "log_level": "WARNING",
+    }
+    values.update(overrides)
+    return Settings(**values)
+
+
+def settings_env(settings: Settings) -> dict[str, str]:
+    """The environment that makes Settings() in a subprocess equal to `settings` (for the
+    fields bench_settings sets; anything else both processes read from the same environment)."""
+    env = dict(os.environ)
+    for name in ("REDIS_URL", "CUSTOS_REDIS_URL", "CUSTOS_DATABASE_URL", "CUSTOS_CONFIG"):
+        env.pop(name, None)
+    env.update(
+        {
+            "DATABASE_URL": settings.database_url,
+            "CUSTOS_SECRET_KEY": settings.secret_key.get_secret_value(),
+            "CUSTOS_ENVIRONMENT": settings.environment,
+            "CUSTOS_PASSWORD_HASH_PROFILE": settings.password_hash_profile,
+            "CUSTOS_LOG_LEVEL": settings.log_level,
+        }
+    )
+    if settings.redis_url:
+        env["REDIS_URL"] = settings.redis_url
+    return env
+
+
+# -- HTTP ------------------------------------------------------------------------------------
+
+# No proxies: an http_proxy variable in the environment must not reroute loopback requests.
+_opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
+
+def http_get(url: str, headers: dict[str, str] | None = None, timeout: float = 2.0) -> int:
+    """The status code of a GET, errors included (a 401 is an answer, not an exception)."""
+    request = urllib.request.Request(url, headers=headers or {})
+    try:
+        with _opener.open(request, timeout=timeout) as response:
+            status: int = response.status
+            return status
+    except urllib.error.HTTPError as exc:
+        return exc.code
+
+
+@dataclass
+class Server:
+    process: subprocess.Popen[bytes]
+    port: int
+    log: IO[bytes]
+
+    @property
+    def base_url(self) -> str:
+        return f"http://{HOST}:{self.port}"
+
+    def log_tail(self, lines: int = 30) -> str:
+        self.log.flush()
+        self.log.seek(0)
+        return "\n".join(self.log.read().decode(errors="replace").splitlines()[-lines:])
+
+
+@contextmanager
+def server_process(
+    argv: list[str], env: dict[str, str], port: int, ready_path: str = "/health"
+) -> Iterator[Server]:
+    """Start `argv` (which must serve HTTP on 127.0.0.1:port), wait until `ready_path`
+    answers 200, and stop it on the way out, whatever happened."""
+    with tempfile.TemporaryFile(prefix="bench-server-") as log:
+        # Its own session: a Ctrl-C reaches only us, and we stop the server in order.
+        process = subprocess.Popen(
+            argv, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        )
+        server = Server(process, port, log)
+        try:
+            _wait_ready(server, ready_path, timeout=30.0)
+            yield server
+        finally:
+            _stop(process)
+
+
+def _wait_ready(server: Server, path: str, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if server.process.poll() is not None:
+            raise BenchError(
+                f"the server exited with {server.process.returncode}:\n{server.log_tail()}"
+            )
+        with suppress(OSError):
+            if http_get(server.base_url + path, timeout=1.0) == 200:
+                return
+        time.sleep(0.1)
+    raise BenchError(f"the server was not ready within {timeout:.0f}s:\n{server.log_tail()}")
+
+
+def _stop(process: subprocess.Popen[bytes]) -> None:
+    if process.poll() is not None:
+        return
+    process.terminate()
+    try:
+        process.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(timeout=5)
+
+
+# -- wrk -------------------------------------------------------------------------------------
+
+
+def require_wrk() -> str:
+    """wrk's path; exits with status 2 and install instructions when it is missing."""
+    path = shutil.which("wrk")
+    if path is None:
+        print(
+            f"error: this benchmark needs wrk, which is not on PATH; {WRK_INSTALL_HINT}",
+            file=sys.stderr,
+        )
+        sys.exit(2)
+    return path
+
+
+@dataclass(frozen=True)
+class WrkResult:
+    requests: int
+    duration_s: float
+    p50_us: float
+    p99_us: float
+    max_us: float
+    status_errors: int  # responses with status >= 400
+    socket_errors: int
+
+    @property
+    def rps(self) -> float:
+        return self.requests / self.duration_s if self.duration_s else 0.0
+
+
+@contextmanager
+def wrk_script() -> Iterator[str]:
+    with tempfile.NamedTemporaryFile("w", suffix=".lua", prefix="bench-wrk-") as script:
+        script.write(_WRK_SCRIPT)
+        script.flush()
+        yield script.name
+
+
+def run_wrk(
+    wrk: str,
+    script: str,
+    url: str,
+    *,
+    seconds: float,
+    connections: int,
+    threads: int = 1,
+    headers: dict[str, str] | None = None,
+) -> WrkResult:
+    if not url.startswith(f"http://{HOST}:"):
+        raise BenchError(f"refusing to load anything but {HOST}: {url}")
+    argv = [
+        wrk,
+        f"-t{threads}",
+        f"-c{connections}",
+        f"-d{max(1, round(seconds))}s",
+        "--latency",
+        "--timeout",
+        "5s",
+        "-s",
+        script,
+    ]
+    for name, value in (headers or {}).items():
+        argv += ["-H", f"{name}: {value}"]
+    argv.append(url)
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=seconds + 30, check=False)
+    line = next((ln for ln in done.stdout.splitlines() if ln.startswith(_WRK_MARKER)), None)
+    if done.returncode != 0 or line is None:
+        raise BenchError(f"wrk failed ({done.returncode}):\n{done.stdout}\n{done.stderr}")
+    data = json.loads(line[len(_WRK_MARKER) :])
+    return WrkResult(
+        requests=data["requests"],
+        duration_s=data["duration_us"] / 1e6,
+        p50_us=data["p50_us"],
+        p99_us=data["p99_us"],
+        max_us=data["max_us"],
+        status_errors=data["status_errors"],
+        socket_errors=sum(
+            data[k] for k in ("connect_errors", "read_errors", "write_errors", "timeouts")
+        ),
+    )

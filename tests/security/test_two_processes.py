@@ -1,0 +1,196 @@
+"""Revocation, suspension and demotion reach every server process within a second.
+
+Two real server processes share PostgreSQL and Redis, as in production. A change made
+through one must stop the other from honouring the old credential or role within 1 s."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Awaitable, Callable, Iterator
+
+import httpx
+import pytest
+
+from custos.config import Settings
+from tests.factories import Factory, bearer, login
+
+BOUND_SECONDS = 1.0
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+@pytest.fixture(scope="module")
+def servers(settings: Settings) -> Iterator[tuple[str, str]]:
+    if not (settings.is_postgres and settings.redis_url):
+        pytest.skip("several processes need the production configuration: PostgreSQL + Redis")
+    env = {
+        **os.environ,
+        "DATABASE_URL": settings.database_url,
+        "REDIS_URL": settings.redis_url or "",
+        "CUSTOS_SECRET_KEY": settings.secret_key.get_secret_value(),
+        "CUSTOS_ENVIRONMENT": "test",
+        "CUSTOS_PASSWORD_HASH_PROFILE": "fast",
+        "CUSTOS_LOGIN_RATE_PER_IP": settings.login_rate_per_ip,
+        "CUSTOS_LOGIN_FAILURES_PER_ACCOUNT": settings.login_failures_per_account,
+        "CUSTOS_LOG_LEVEL": "WARNING",
+    }
+    ports = [_free_port(), _free_port()]
+    processes = [
+        subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "uvicorn",
+                "--factory",
+                "custos.app:create_app",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--log-level",
+                "warning",
+            ],
+            env=env,
+            stdout=subprocess.DEVNULL,
+        )
+        for port in ports
+    ]
+    urls = [f"http://127.0.0.1:{port}" for port in ports]
+    try:
+        deadline = time.monotonic() + 30
+        for url in urls:
+            while True:
+                try:
+                    if (
+                        httpx.get(f"{url}/health/detailed", timeout=1).json()["components"][
+                            "auth_cache"
+                        ]["status"]
+                        == "ok"
+                    ):
+                        break
+                except (httpx.HTTPError, KeyError, ValueError):
+                    pass
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"{url} did not start")
+                time.sleep(0.1)
+        yield urls[0], urls[1]
+    finally:
+        for process in processes:
+            process.terminate()
+        for process in processes:
+            process.wait(timeout=10)
+
+
+async def _time_until(check: Callable[[], Awaitable[bool]], limit: float = 3.0) -> float:
+    started = time.monotonic()
+    while not await check():
+        if time.monotonic() - started > limit:
+            return float("inf")
+        await asyncio.sleep(0.02)
+    return time.monotonic() - started
+
+
+class TestAcrossProcesses:
+    async def test_a_revoked_key_stops_working_on_the_other_process(
+        self, servers: tuple[str, str], factory: Factory
+    ) -> None:
+        first, second = servers
+        tenant = await factory.tenant()
+        async with httpx.AsyncClient() as http:
+            created = await http.post(
+                f"{first}/api/v1/api-keys",
+                json={"name": "doomed", "scopes": ["users:read"]},
+                headers=bearer(tenant.admin_key),
+            )
+            key = created.json()
+            # Both processes have the key cached before the revocation.
+            for url in servers:
+                ok = await http.get(f"{url}/api/v1/users", headers=bearer(key["key"]))
+                assert ok.status_code == 200
+            revoked = await http.delete(
+                f"{first}/api/v1/api-keys/{key['id']}", headers=bearer(tenant.admin_key)
+            )
+            assert revoked.status_code == 200
+
+            async def refused() -> bool:
+                r = await http.get(f"{second}/api/v1/users", headers=bearer(key["key"]))
+                return r.status_code == 401
+
+            elapsed = await _time_until(refused)
+        print(f"key revocation reached the other process in {elapsed * 1000:.0f} ms")
+        assert elapsed < BOUND_SECONDS
+
+    async def test_a_suspended_tenant_is_locked_out_on_the_other_process(
+        self, servers: tuple[str, str], factory: Factory
+    ) -> None:
+        first, second = servers
+        operator = await factory.platform_admin()
+        tenant = await factory.tenant()
+        async with httpx.AsyncClient() as http:
+            op_token = (await login(http_client(http, first), operator))["access_token"]
+            user_token = (await login(http_client(http, second), tenant.admin))["access_token"]
+            for credential in (tenant.admin_key, user_token):
+                r = await http.get(f"{second}/api/v1/auth/me", headers=bearer(credential))
+                assert r.status_code == 200
+            suspended = await http.patch(
+                f"{first}/api/admin/tenants/{tenant.id}",
+                json={"status": "suspended"},
+                headers=bearer(op_token),
+            )
+            assert suspended.status_code == 200
+
+            async def locked_out() -> bool:
+                statuses = [
+                    (
+                        await http.get(f"{second}/api/v1/auth/me", headers=bearer(credential))
+                    ).status_code
+                    for credential in (tenant.admin_key, user_token)
+                ]
+                return statuses == [401, 401]
+
+            elapsed = await _time_until(locked_out)
+        print(f"suspension reached the other process in {elapsed * 1000:.0f} ms")
+        assert elapsed < BOUND_SECONDS
+
+    async def test_a_demoted_user_loses_the_scope_on_the_other_process(
+        self, servers: tuple[str, str], factory: Factory
+    ) -> None:
+        first, second = servers
+        tenant = await factory.tenant()
+        from custos.auth.scopes import Role
+
+        colleague = await factory.user(tenant.id, tenant.slug, Role.admin)
+        async with httpx.AsyncClient() as http:
+            token = (await login(http_client(http, second), colleague))["access_token"]
+            assert (
+                await http.get(f"{second}/api/v1/audit", headers=bearer(token))
+            ).status_code == 200
+            demoted = await http.patch(
+                f"{first}/api/v1/users/{colleague.id}",
+                json={"role": "viewer"},
+                headers=bearer(tenant.admin_key),
+            )
+            assert demoted.status_code == 200
+
+            async def refused() -> bool:
+                r = await http.get(f"{second}/api/v1/audit", headers=bearer(token))
+                return r.status_code == 403
+
+            elapsed = await _time_until(refused)
+        print(f"demotion reached the other process in {elapsed * 1000:.0f} ms")
+        assert elapsed < BOUND_SECONDS
+
+
+def http_client(http: httpx.AsyncClient, base_url: str) -> httpx.AsyncClient:
+    """`login()` takes a client with a base URL; share the connection pool of `http`."""
+    return httpx.AsyncClient(base_url=base_url, transport=http._transport)
