@@ -45,7 +45,7 @@ format: $(STAMP) ## Format and fix what ruff can
 check: lint typecheck test ## Everything CI checks: format, lint, types, tests
 
 bench: $(STAMP) ## Run every benchmark in bench/ (prints tables and a JSON line each)
-	@set -e; for script in bench/*.py; do echo "== $$script"; $(PY) $$script; done
+	@set -e; for script in bench/[!_]*.py; do echo "== $$script"; $(PY) $$script; done
 
 openapi: $(STAMP) ## Write the OpenAPI schema to openapi.json
 	$(VENV)/bin/custos openapi --output openapi.json

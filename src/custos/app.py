@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
@@ -47,6 +48,7 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
         swagger_ui_parameters={"persistAuthorization": True},
     )
     app.state.runtime = runtime
+    _offer_api_key_scheme(app)
     for router in ROUTERS:
         app.include_router(router)
     install_error_handlers(app)
@@ -64,3 +66,28 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
         hsts=settings.environment == "production",
     )
     return app
+
+
+def _offer_api_key_scheme(app: FastAPI) -> None:
+    """Document a plain bearer scheme beside OAuth2 on every secured operation, so Swagger's
+    Authorize dialog also takes a pasted API key or token."""
+    build = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema:
+            return app.openapi_schema
+        schema = build()
+        schemes = schema.setdefault("components", {}).setdefault("securitySchemes", {})
+        schemes["APIKey"] = {
+            "type": "http",
+            "scheme": "bearer",
+            "description": "An API key (cst_live_…) or an access token",
+        }
+        for operations in schema.get("paths", {}).values():
+            for operation in operations.values():
+                if operation.get("security"):
+                    operation["security"].append({"APIKey": []})
+        app.openapi_schema = schema
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]

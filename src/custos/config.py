@@ -5,11 +5,12 @@ from __future__ import annotations
 import os
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
+    NoDecode,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
     YamlConfigSettingsSource,
@@ -57,14 +58,15 @@ class Settings(BaseSettings):
     auth_cache_max_entries: int = Field(100_000, ge=100)
     api_key_last_used_flush_seconds: float = Field(10.0, gt=0)
 
-    login_rate_per_ip: str = "30/minute"
+    login_rate_per_ip: str = "60/minute"
     login_failures_per_account: str = "10 per 15 minutes"
 
     # "fast" trades argon2 cost for speed; only the test suite should use it.
     password_hash_profile: Literal["default", "fast"] = "default"
 
     max_body_bytes: int = Field(1_048_576, ge=1024)
-    cors_origins: list[str] = Field(default_factory=list)
+    # NoDecode: a comma-separated env value, not JSON (see _split_csv).
+    cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
     log_level: str = "INFO"
     log_json: bool = True
 
@@ -90,7 +92,7 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _refuse_weak_secret_outside_development(self) -> Settings:
-        if self.environment == "production":
+        if self.environment != "development":
             secret = self.secret_key.get_secret_value()
             if secret == DEFAULT_SECRET_KEY or len(secret) < MIN_SECRET_KEY_LENGTH:
                 raise ValueError(

@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from custos.auth.cache import CredentialCache
+from custos.auth.cache import UNKNOWN_MAX_ENTRIES, CredentialCache
 from custos.auth.principal import Principal, PrincipalKind
 from custos.config import Settings
 from custos.redis import create_redis
@@ -46,10 +46,51 @@ class TestLocalCache:
         small = make_settings(settings.database_url, redis_url=None, auth_cache_max_entries=100)
         cache = CredentialCache(small, None)
         for n in range(250):
-            cache.put(f"k{n}", None, frozenset())
+            cache.put(f"k{n}", PRINCIPAL, frozenset({f"key:{n}"}))
         assert len(cache) == 100
-        assert cache.get("k249") == (True, None)
+        assert cache.get("k249") == (True, PRINCIPAL)
         assert cache.get("k0") == (False, None)
+        cache.invalidate_local({"key:249"})  # the tag index follows evictions and drops
+        assert cache.get("k249") == (False, None)
+
+    def test_made_up_keys_cannot_evict_genuine_entries(self, settings: Settings) -> None:
+        small = make_settings(settings.database_url, redis_url=None, auth_cache_max_entries=100)
+        cache = CredentialCache(small, None)
+        cache.put("genuine", PRINCIPAL, TAGS)
+        for n in range(UNKNOWN_MAX_ENTRIES + 500):
+            cache.put(f"made-up-{n}", None, frozenset())  # looked up, matched nothing
+        assert cache.get("genuine") == (True, PRINCIPAL)
+        assert cache.get(f"made-up-{UNKNOWN_MAX_ENTRIES + 499}") == (True, None)
+        assert cache.get("made-up-0") == (False, None)
+
+    async def test_concurrent_misses_share_one_look_up(self, settings: Settings) -> None:
+        cache = CredentialCache(make_settings(settings.database_url, redis_url=None), None)
+        calls = 0
+
+        async def load() -> tuple[Principal | None, frozenset[str]]:
+            nonlocal calls
+            calls += 1
+            await asyncio.sleep(0.05)
+            return PRINCIPAL, TAGS
+
+        results = await asyncio.gather(*(cache.get_or_load("k", load) for _ in range(20)))
+        assert results == [PRINCIPAL] * 20
+        assert calls == 1
+
+    async def test_a_failed_look_up_fails_its_waiters_and_is_not_cached(
+        self, settings: Settings
+    ) -> None:
+        cache = CredentialCache(make_settings(settings.database_url, redis_url=None), None)
+
+        async def broken() -> tuple[Principal | None, frozenset[str]]:
+            await asyncio.sleep(0.01)
+            raise ConnectionError("database down")
+
+        results = await asyncio.gather(
+            *(cache.get_or_load("k", broken) for _ in range(3)), return_exceptions=True
+        )
+        assert all(isinstance(r, ConnectionError) for r in results)
+        assert cache.get("k") == (False, None)
 
     def test_entries_expire(self, settings: Settings) -> None:
         short = make_settings(settings.database_url, redis_url=None, auth_cache_ttl_seconds=0.05)

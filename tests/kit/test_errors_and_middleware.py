@@ -110,7 +110,8 @@ class TestProblemDetails:
         assert response.headers["content-type"] == PROBLEM
         assert "secret" not in response.text
         assert "Traceback" not in response.text
-        assert response.json()["request_id"]
+        assert response.json()["request_id"] == response.headers["x-request-id"]
+        assert response.headers["x-content-type-options"] == "nosniff"
 
 
 class TestHeaders:

@@ -10,7 +10,6 @@ from custos.api_key.schemas import ApiKeyCreate, ApiKeyRotate, ApiKeyUpdate
 from custos.audit import service as audit
 from custos.auth.cache import invalidate_after_commit
 from custos.auth.principal import Principal
-from custos.auth.verifier import key_tags
 from custos.exceptions import Conflict, Forbidden, InvalidInput, NotFound
 from custos.kit.ids import new_id
 from custos.kit.time import as_utc, utcnow
@@ -101,7 +100,7 @@ async def update(
         key.id,
         changes=audit.changed_fields(before, changes),
     )
-    invalidate_after_commit(runtime.credentials, session, set(key_tags(key.id, key.tenant_id)))
+    invalidate_after_commit(runtime.credentials, session, {f"key:{key.id}"})
     return key
 
 
@@ -111,7 +110,7 @@ async def revoke(runtime: Runtime, session: AsyncSession, actor: Principal, key_
         key.revoked_at = utcnow()
         await session.flush()
         audit.record(session, actor, "api_key.revoked", "api_key", key.id)
-        invalidate_after_commit(runtime.credentials, session, set(key_tags(key.id, key.tenant_id)))
+        invalidate_after_commit(runtime.credentials, session, {f"key:{key.id}"})
     return key
 
 
@@ -145,7 +144,7 @@ async def rotate(
         key.id,
         changes={"grace_period_seconds": {"from": None, "to": body.grace_period_seconds}},
     )
-    invalidate_after_commit(runtime.credentials, session, set(key_tags(key.id, key.tenant_id)))
+    invalidate_after_commit(runtime.credentials, session, {f"key:{key.id}"})
     return IssuedKey(record=key, secret=secret.key)
 
 

@@ -12,9 +12,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import time
 from collections import OrderedDict
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
 
 import orjson
 import structlog
@@ -27,10 +28,22 @@ from custos.db import on_after_commit
 
 log = structlog.get_logger(__name__)
 
-CHANNEL = b"custos:auth:invalidate"
 _HEARTBEAT = b"\x00hb"
 HEARTBEAT_SECONDS = 0.25
 HEARD_WITHIN_SECONDS = 0.8
+# Look-ups that matched nothing are kept apart and small: made-up keys must not be able to
+# push genuine entries out of the cache.
+UNKNOWN_MAX_ENTRIES = 10_000
+
+# What a look-up decided (a principal, or None for refused) and the tags that undo it.
+Verdict = tuple[Principal | None, frozenset[str]]
+
+
+def channel_for(settings: Settings) -> bytes:
+    """One channel per deployment (secret and database), so deployments or test runs that
+    share a Redis server never hear each other's heartbeats or invalidations."""
+    seed = f"{settings.secret_key.get_secret_value()}|{settings.database_url}".encode()
+    return b"custos:auth:" + hashlib.sha256(seed).hexdigest()[:16].encode()
 
 
 class CredentialCache:
@@ -43,7 +56,11 @@ class CredentialCache:
         self._entries: OrderedDict[str, tuple[float, Principal | None, frozenset[str]]] = (
             OrderedDict()
         )
+        self._by_tag: dict[str, set[str]] = {}
+        self._unknown: OrderedDict[str, float] = OrderedDict()
+        self._inflight: dict[str, asyncio.Future[Principal | None]] = {}
         self._redis = redis
+        self._channel = channel_for(settings)
         self._last_heard = 0.0
         self._tasks: list[asyncio.Task[None]] = []
         self.broadcast_failures = 0
@@ -57,26 +74,76 @@ class CredentialCache:
             return True  # one process: local invalidation is the whole story
         return time.monotonic() - self._last_heard < HEARD_WITHIN_SECONDS
 
+    def _fresh(self, stored_at: float) -> bool:
+        ttl = self._ttl if self.connected else self._degraded_ttl
+        return time.monotonic() - stored_at < ttl
+
     def get(self, key: str) -> tuple[bool, Principal | None]:
         entry = self._entries.get(key)
-        if entry is None:
+        if entry is not None:
+            if self._fresh(entry[0]):
+                self._entries.move_to_end(key)
+                return True, entry[1]
+            self._drop(key)
             return False, None
-        stored_at, principal, _tags = entry
-        ttl = self._ttl if self.connected else self._degraded_ttl
-        if time.monotonic() - stored_at >= ttl:
-            self._entries.pop(key, None)
-            return False, None
-        self._entries.move_to_end(key)
-        return True, principal
+        unknown_since = self._unknown.get(key)
+        if unknown_since is not None:
+            if self._fresh(unknown_since):
+                return True, None
+            del self._unknown[key]
+        return False, None
 
     def put(self, key: str, principal: Principal | None, tags: frozenset[str]) -> None:
+        if principal is None and not tags:
+            self._unknown[key] = time.monotonic()
+            self._unknown.move_to_end(key)
+            while len(self._unknown) > UNKNOWN_MAX_ENTRIES:
+                self._unknown.popitem(last=False)
+            return
+        self._drop(key)
         self._entries[key] = (time.monotonic(), principal, tags)
-        self._entries.move_to_end(key)
+        for tag in tags:
+            self._by_tag.setdefault(tag, set()).add(key)
         while len(self._entries) > self._max:
-            self._entries.popitem(last=False)
+            self._drop(next(iter(self._entries)))
+
+    async def get_or_load(
+        self, key: str, load: Callable[[], Awaitable[Verdict]]
+    ) -> Principal | None:
+        """One look-up per key at a time: concurrent misses wait for the first one."""
+        found, principal = self.get(key)
+        if found:
+            return principal
+        pending = self._inflight.get(key)
+        if pending is not None:
+            return await asyncio.shield(pending)
+        future: asyncio.Future[Principal | None] = asyncio.get_running_loop().create_future()
+        self._inflight[key] = future
+        try:
+            principal, tags = await load()
+            self.put(key, principal, tags)
+            future.set_result(principal)
+            return principal
+        except BaseException as exc:
+            future.set_exception(exc)
+            future.exception()  # retrieved here so an unawaited failure is not logged twice
+            raise
+        finally:
+            del self._inflight[key]
 
     def __len__(self) -> int:
-        return len(self._entries)
+        return len(self._entries) + len(self._unknown)
+
+    def _drop(self, key: str) -> None:
+        entry = self._entries.pop(key, None)
+        if entry is None:
+            return
+        for tag in entry[2]:
+            keys = self._by_tag.get(tag)
+            if keys is not None:
+                keys.discard(key)
+                if not keys:
+                    del self._by_tag[tag]
 
     # -- invalidation -----------------------------------------------------------------------
 
@@ -84,9 +151,12 @@ class CredentialCache:
         wanted = set(tags)
         if "*" in wanted:
             self._entries.clear()
+            self._by_tag.clear()
+            self._unknown.clear()
             return
-        for key in [k for k, (_, _, tags) in self._entries.items() if tags & wanted]:
-            self._entries.pop(key, None)
+        for tag in wanted:
+            for key in list(self._by_tag.get(tag, ())):
+                self._drop(key)
 
     async def invalidate(self, tags: Iterable[str]) -> None:
         tag_list = sorted(set(tags))
@@ -94,7 +164,7 @@ class CredentialCache:
         if self._redis is None:
             return
         try:
-            await self._redis.publish(CHANNEL, orjson.dumps(tag_list))
+            await self._redis.publish(self._channel, orjson.dumps(tag_list))
         except Exception as exc:  # other processes fall back to the degraded TTL
             self.broadcast_failures += 1
             log.warning("auth_invalidation_broadcast_failed", error=type(exc).__name__)
@@ -120,7 +190,7 @@ class CredentialCache:
         assert self._redis is not None
         while True:
             with contextlib.suppress(Exception):
-                await self._redis.publish(CHANNEL, _HEARTBEAT)
+                await self._redis.publish(self._channel, _HEARTBEAT)
             await asyncio.sleep(HEARTBEAT_SECONDS)
 
     async def _listen(self) -> None:
@@ -128,9 +198,9 @@ class CredentialCache:
         while True:
             pubsub = self._redis.pubsub()
             try:
-                await pubsub.subscribe(CHANNEL)
+                await pubsub.subscribe(self._channel)
                 # Whatever was published while we were away is lost: start clean.
-                self._entries.clear()
+                self.invalidate_local(["*"])
                 while True:
                     message = await pubsub.get_message(
                         ignore_subscribe_messages=True, timeout=HEARTBEAT_SECONDS

@@ -11,7 +11,7 @@ from typing import Annotated, Any
 
 import structlog
 from fastapi import Depends, Request
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer, OAuth2PasswordBearer
+from fastapi.security import OAuth2PasswordBearer
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from custos.auth.principal import Principal
@@ -22,15 +22,16 @@ from custos.runtime import Runtime
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
-# Two schemes, both reading `Authorization: Bearer`: OAuth2 so Swagger's Authorize button can
-# sign in with a password, and plain bearer for pasting an API key or token.
+# Reads `Authorization: Bearer`; declared as OAuth2 so Swagger's Authorize button can sign in
+# with a password. The schema also offers a plain bearer scheme for pasting an API key
+# (added in app.py), without a second dependency on every request.
 oauth2_scheme = OAuth2PasswordBearer(
     tokenUrl="/api/v1/oauth/token", scopes=SCOPES, auto_error=False
 )
-bearer_scheme = HTTPBearer(auto_error=False, description="An API key or an access token")
 
 
-def get_runtime(request: Request) -> Runtime:
+async def get_runtime(request: Request) -> Runtime:
+    # async on purpose: FastAPI runs plain `def` dependencies in a worker thread.
     runtime: Runtime = request.app.state.runtime
     return runtime
 
@@ -42,7 +43,6 @@ async def authenticate(
     request: Request,
     runtime: RuntimeDep,
     token: Annotated[str | None, Depends(oauth2_scheme)],
-    _bearer: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer_scheme)],
 ) -> Principal:
     if not token:
         raise Unauthorized("Send `Authorization: Bearer <access token or API key>`")

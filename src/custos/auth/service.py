@@ -161,6 +161,7 @@ class _RefreshReuse(Exception):
 async def refresh(runtime: Runtime, refresh_token: str) -> TokenPair:
     """Exchange a refresh token for a new pair. Presenting an already-exchanged token means it
     was stolen or replayed: the whole session (token family) is revoked."""
+    await runtime.login_throttle.hit_ip(request_context.get().ip or "unknown")
     token_hash = runtime.tokens.hash_refresh_token(refresh_token)
     reused: str | None = None
     async with runtime.db.transaction(system=True) as session:
@@ -321,6 +322,7 @@ async def _client_credentials(
     runtime: Runtime, client_id: str, client_secret: str, requested: frozenset[str] | None
 ) -> TokenPair:
     """An API key is an OAuth client: its id is the client_id, the key itself the secret."""
+    await runtime.login_throttle.hit_ip(request_context.get().ip or "unknown")
     try:
         principal = await Verifier(runtime).authenticate(client_secret)
     except CustosError:

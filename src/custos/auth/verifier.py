@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 from datetime import datetime
 
+from custos.auth.cache import Verdict
 from custos.auth.principal import Principal, PrincipalKind
 from custos.auth.repository import CredentialRepository
 from custos.auth.scopes import scopes_for
@@ -15,9 +15,6 @@ from custos.models import ApiKey, TenantStatus
 from custos.runtime import Runtime
 
 INVALID = "The credentials are invalid, expired or revoked"
-
-# What a look-up decided (a principal, or None for refused) and the tags that undo it.
-Verdict = tuple[Principal | None, frozenset[str]]
 
 
 def key_tags(key_id: str, tenant_id: str) -> frozenset[str]:
@@ -57,7 +54,9 @@ class Verifier:
         if not secrets.well_formed(token):
             raise Unauthorized(INVALID)
         key_hash = secrets.hash(token)
-        principal = await self._cached(f"k:{key_hash}", lambda: self._load_key(key_hash))
+        principal = await self.runtime.credentials.get_or_load(
+            f"k:{key_hash}", lambda: self._load_key(key_hash)
+        )
         principal = self._still_valid(principal)
         self.runtime.last_used.touch(principal.id)
         return principal
@@ -66,10 +65,14 @@ class Verifier:
         claims = self.runtime.tokens.decode_access(token)
         if claims.kind == PrincipalKind.user and claims.session_id:
             sid = claims.session_id
-            principal = await self._cached(f"s:{sid}", lambda: self._load_session(sid))
+            principal = await self.runtime.credentials.get_or_load(
+                f"s:{sid}", lambda: self._load_session(sid)
+            )
         elif claims.kind == PrincipalKind.api_key:
             key_id = claims.subject
-            principal = await self._cached(f"c:{key_id}", lambda: self._load_key_by_id(key_id))
+            principal = await self.runtime.credentials.get_or_load(
+                f"c:{key_id}", lambda: self._load_key_by_id(key_id)
+            )
         else:
             raise Unauthorized(INVALID)
         principal = self._still_valid(principal)
@@ -85,14 +88,6 @@ class Verifier:
             raise Unauthorized(INVALID)
         if principal.valid_until is not None and principal.valid_until <= utcnow():
             raise Unauthorized(INVALID)
-        return principal
-
-    async def _cached(self, key: str, load: Callable[[], Awaitable[Verdict]]) -> Principal | None:
-        cache = self.runtime.credentials
-        found, principal = cache.get(key)
-        if not found:
-            principal, tags = await load()
-            cache.put(key, principal, tags)
         return principal
 
     async def _load_key(self, key_hash: str) -> Verdict:

@@ -31,6 +31,36 @@ _STATUS_SLUGS = {
 }
 
 
+INTERNAL_ERROR_DETAIL = "Something went wrong on our side; the request id identifies it in our logs"
+
+
+def problem_content(
+    status: int,
+    slug: str,
+    title: str,
+    detail: str,
+    *,
+    instance: str,
+    request_id: str | None,
+    errors: list[dict[str, Any]] | None = None,
+    extensions: dict[str, Any] | None = None,
+) -> bytes:
+    body: dict[str, Any] = {
+        "type": problem_type(slug),
+        "title": title,
+        "status": status,
+        "detail": detail,
+        "instance": instance,
+        "request_id": request_id,
+    }
+    if errors:
+        body["errors"] = errors
+    if extensions:
+        body.update(extensions)
+    # ensure_ascii escapes lone surrogates instead of failing to encode them.
+    return json.dumps(body, ensure_ascii=True, default=str).encode()
+
+
 def problem(
     request: Request,
     status: int,
@@ -42,21 +72,17 @@ def problem(
     headers: dict[str, str] | None = None,
     extensions: dict[str, Any] | None = None,
 ) -> Response:
-    body: dict[str, Any] = {
-        "type": problem_type(slug),
-        "title": title,
-        "status": status,
-        "detail": detail,
+    content = problem_content(
+        status,
+        slug,
+        title,
+        detail,
         # The path only: query strings may carry personal data.
-        "instance": request.url.path,
-        "request_id": request_context.get().request_id,
-    }
-    if errors:
-        body["errors"] = errors
-    if extensions:
-        body.update(extensions)
-    # ensure_ascii escapes lone surrogates instead of failing to encode them.
-    content = json.dumps(body, ensure_ascii=True, default=str).encode()
+        instance=request.url.path,
+        request_id=request_context.get().request_id,
+        errors=errors,
+        extensions=extensions,
+    )
     return Response(content, status_code=status, media_type=PROBLEM_JSON, headers=headers)
 
 
@@ -105,13 +131,7 @@ async def _http_exception(request: Request, exc: Exception) -> Response:
 
 async def _unhandled(request: Request, exc: Exception) -> Response:
     log.error("unhandled_error", error=type(exc).__name__, exc_info=exc)
-    return problem(
-        request,
-        500,
-        "internal-error",
-        "Internal Server Error",
-        "Something went wrong on our side; the request id identifies it in our logs",
-    )
+    return problem(request, 500, "internal-error", "Internal Server Error", INTERNAL_ERROR_DETAIL)
 
 
 def install_error_handlers(app: FastAPI) -> None:

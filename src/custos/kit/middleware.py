@@ -3,7 +3,6 @@ logs, the body size limit, security headers, metrics and the access log."""
 
 from __future__ import annotations
 
-import json
 import re
 import time
 import uuid
@@ -12,8 +11,9 @@ import structlog
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from custos.exceptions import PayloadTooLarge, problem_type
+from custos.exceptions import PayloadTooLarge
 from custos.kit.context import RequestContext, request_context
+from custos.kit.errors import INTERNAL_ERROR_DETAIL, PROBLEM_JSON, problem_content
 from custos.observability import HTTP_DURATION, HTTP_REQUESTS
 
 log = structlog.get_logger("custos.access")
@@ -57,6 +57,7 @@ class RequestMiddleware:
         is_docs = scope["path"].startswith(_DOC_PATHS)
         exceeded = False
         replaced = False
+        response_started = False
         seen = 0
 
         async def limited_receive() -> Message:
@@ -76,14 +77,15 @@ class RequestMiddleware:
                 # whatever it sends, the client gets the 413 problem instead.
                 if not replaced:
                     replaced = True
-                    refusal = _too_large(self.max_body_bytes, request_id)
+                    refusal = _too_large(self.max_body_bytes, request_id, scope["path"])
                     await refusal(scope, receive, send_with_headers)
                 return
             await send_with_headers(message)
 
         async def send_with_headers(message: Message) -> None:
-            nonlocal status
+            nonlocal status, response_started
             if message["type"] == "http.response.start":
+                response_started = True
                 status = message["status"]
                 raw = list(message.get("headers", []))
                 present = {name.lower() for name, _ in raw}
@@ -101,10 +103,17 @@ class RequestMiddleware:
         try:
             length = headers.get("content-length", "")
             if length and (not length.isdigit() or int(length) > self.max_body_bytes):
-                refusal = _too_large(self.max_body_bytes, request_id)
+                refusal = _too_large(self.max_body_bytes, request_id, scope["path"])
                 await refusal(scope, receive, send_with_headers)  # refused before reading
             else:
                 await self.app(scope, limited_receive, send_or_replace)
+        except Exception as exc:
+            if response_started:
+                raise
+            # Answered here rather than by the framework's outermost handler, so the 500 too
+            # carries the request id and the security headers. No internals leave.
+            log.error("unhandled_error", error=type(exc).__name__, exc_info=exc)
+            await _internal_error(request_id, scope["path"])(scope, receive, send_with_headers)
         finally:
             elapsed = time.perf_counter() - started
             template = route_template(scope)
@@ -132,14 +141,18 @@ def _headers(scope: Scope) -> dict[str, str]:
     return {k.decode("latin-1"): v.decode("latin-1") for k, v in scope.get("headers", [])}
 
 
-def _too_large(limit: int, request_id: str) -> ASGIApp:
-    body = {
-        "type": problem_type(PayloadTooLarge.slug),
-        "title": PayloadTooLarge.title,
-        "status": 413,
-        "detail": f"The request body is larger than {limit} bytes",
-        "request_id": request_id,
-    }
-    return Response(
-        json.dumps(body).encode(), status_code=413, media_type="application/problem+json"
-    )
+def _problem(
+    status: int, slug: str, title: str, detail: str, request_id: str, path: str
+) -> ASGIApp:
+    content = problem_content(status, slug, title, detail, instance=path, request_id=request_id)
+    return Response(content, status_code=status, media_type=PROBLEM_JSON)
+
+
+def _too_large(limit: int, request_id: str, path: str) -> ASGIApp:
+    detail = f"The request body is larger than {limit} bytes"
+    return _problem(413, PayloadTooLarge.slug, PayloadTooLarge.title, detail, request_id, path)
+
+
+def _internal_error(request_id: str, path: str) -> ASGIApp:
+    title = "Internal Server Error"
+    return _problem(500, "internal-error", title, INTERNAL_ERROR_DETAIL, request_id, path)
