@@ -8,9 +8,12 @@ from typing import Any
 
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
+from fastapi.routing import iter_route_contexts
 
 from custos import __version__
 from custos.api import ROUTERS
+from custos.auth.dependencies import route_policy
+from custos.auth.scopes import SCOPES
 from custos.config import Settings, get_settings
 from custos.kit.errors import install_error_handlers
 from custos.kit.middleware import RequestMiddleware
@@ -48,7 +51,7 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
         swagger_ui_parameters={"persistAuthorization": True},
     )
     app.state.runtime = runtime
-    _offer_api_key_scheme(app)
+    _document_security(app)
     for router in ROUTERS:
         app.include_router(router)
     install_error_handlers(app)
@@ -68,9 +71,10 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     return app
 
 
-def _offer_api_key_scheme(app: FastAPI) -> None:
-    """Document a plain bearer scheme beside OAuth2 on every secured operation, so Swagger's
-    Authorize dialog also takes a pasted API key or token."""
+def _document_security(app: FastAPI) -> None:
+    """Security schemes in the OpenAPI schema, from each route's declared policy: OAuth2 (so
+    Swagger's Authorize button can sign in with a password), naming the scope the route
+    needs, or a plain bearer API key or token."""
     build = app.openapi
 
     def openapi() -> dict[str, Any]:
@@ -78,15 +82,24 @@ def _offer_api_key_scheme(app: FastAPI) -> None:
             return app.openapi_schema
         schema = build()
         schemes = schema.setdefault("components", {}).setdefault("securitySchemes", {})
+        schemes["OAuth2"] = {
+            "type": "oauth2",
+            "flows": {"password": {"tokenUrl": "/api/v1/oauth/token", "scopes": SCOPES}},
+        }
         schemes["APIKey"] = {
             "type": "http",
             "scheme": "bearer",
             "description": "An API key (cst_live_…) or an access token",
         }
-        for operations in schema.get("paths", {}).values():
-            for operation in operations.values():
-                if operation.get("security"):
-                    operation["security"].append({"APIKey": []})
+        paths = schema.get("paths", {})
+        for context in iter_route_contexts(app.routes):
+            policy = route_policy(context.dependant) if hasattr(context, "dependant") else None
+            if policy is None or not policy.authenticated:
+                continue
+            for method in context.methods or ():
+                operation = paths.get(context.path, {}).get(method.lower())
+                if operation is not None:
+                    operation["security"] = [{"OAuth2": list(policy.scopes)}, {"APIKey": []}]
         app.openapi_schema = schema
         return schema
 

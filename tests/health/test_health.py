@@ -40,7 +40,10 @@ class TestOperations:
         self, client: httpx.AsyncClient
     ) -> None:
         schema = (await client.get("/openapi.json")).json()
-        assert set(schema["components"]["securitySchemes"]) == {"OAuth2PasswordBearer", "APIKey"}
+        assert set(schema["components"]["securitySchemes"]) == {"OAuth2", "APIKey"}
         users = schema["paths"]["/api/v1/users"]["get"]["security"]
-        assert {next(iter(s)) for s in users} == {"OAuth2PasswordBearer", "APIKey"}
+        assert users == [{"OAuth2": ["users:read"]}, {"APIKey": []}]
+        me = schema["paths"]["/api/v1/auth/me"]["get"]["security"]
+        assert me == [{"OAuth2": []}, {"APIKey": []}]
         assert "security" not in schema["paths"]["/health"]["get"]
+        assert "security" not in schema["paths"]["/api/v1/auth/login"]["post"]

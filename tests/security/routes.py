@@ -7,6 +7,8 @@ from typing import Any
 
 from fastapi.routing import iter_route_contexts
 
+from custos.auth.dependencies import route_policy
+
 PUBLIC = "public"
 AUTHENTICATED = "authenticated"  # any valid credential, no particular scope
 
@@ -60,20 +62,11 @@ def served_routes(app: Any) -> dict[tuple[str, str], Any]:
 
 def declared_policy(context: Any) -> str:
     """What the route's dependencies actually demand."""
-    scopes: list[str] = []
-    authenticated = False
-    stack = [context.dependant]
-    while stack:
-        dependant = stack.pop()
-        call = dependant.call
-        scopes.extend(getattr(call, "required_scopes", ()))
-        if getattr(call, "__name__", "") == "authenticate":
-            authenticated = True
-        stack.extend(dependant.dependencies)
-    if scopes:
-        assert len(set(scopes)) == 1, f"{context.path} declares several scopes: {scopes}"
-        return scopes[0]
-    return AUTHENTICATED if authenticated else PUBLIC
+    policy = route_policy(context.dependant)
+    if policy.scopes:
+        assert len(policy.scopes) == 1, f"{context.path} declares several: {policy.scopes}"
+        return policy.scopes[0]
+    return AUTHENTICATED if policy.authenticated else PUBLIC
 
 
 def concrete(path: str, values: dict[str, str] | None = None) -> str:
