@@ -19,6 +19,7 @@ from custos.kit.errors import install_error_handlers
 from custos.kit.middleware import RequestMiddleware
 from custos.observability import configure_logging
 from custos.runtime import Runtime
+from custos.worker.app import InProcessWorker, create_job_app
 
 DESCRIPTION = """
 Custos keeps customer records, feedback, consents and privacy requests for many tenants,
@@ -34,13 +35,19 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     settings = settings or get_settings()
     configure_logging(settings)
     runtime = runtime or Runtime.build(settings)
+    job_app = create_job_app(settings)
+    worker = InProcessWorker(runtime, job_app) if settings.runs_jobs_in_process else None
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         await runtime.start()
+        if worker is not None:
+            await worker.start()
         try:
             yield
         finally:
+            if worker is not None:
+                await worker.stop()
             await runtime.stop()
 
     app = FastAPI(
@@ -51,6 +58,7 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
         swagger_ui_parameters={"persistAuthorization": True},
     )
     app.state.runtime = runtime
+    app.state.job_app = job_app
     _document_security(app)
     for router in ROUTERS:
         app.include_router(router)

@@ -79,7 +79,32 @@ def serve(
         access_log=False,
         proxy_headers=True,
         server_header=False,
+        # In-flight requests get this long to finish on SIGTERM; then the process exits.
+        timeout_graceful_shutdown=30,
     )
+
+
+@app.command()
+def worker(
+    concurrency: Annotated[int, typer.Option(min=1, max=100, help="Jobs run at once")] = 4,
+    queue: Annotated[
+        list[str] | None, typer.Option(help="Only these queues (repeatable); all when absent")
+    ] = None,
+) -> None:
+    """Run background jobs. Start any number, on any machine sharing the database."""
+    from custos.worker.app import run_worker
+
+    settings = get_settings()
+    if not settings.is_postgres:
+        _fail(
+            "on the embedded default (SQLite) jobs run inside `custos serve`; "
+            "separate workers need PostgreSQL (set DATABASE_URL)"
+        )
+
+    async def job(runtime: Any) -> None:
+        await run_worker(runtime, concurrency=concurrency, queues=queue)
+
+    _run(job)
 
 
 @app.command()

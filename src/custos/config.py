@@ -67,6 +67,10 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(1_048_576, ge=1024)
     # NoDecode: a comma-separated env value, not JSON (see _split_csv).
     cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    # Run background jobs inside the API process. Unset: yes on SQLite (the embedded
+    # default), no on PostgreSQL, where `custos worker` processes run them.
+    jobs_in_process: bool | None = None
+
     log_level: str = "INFO"
     log_json: bool = True
 
@@ -105,6 +109,10 @@ class Settings(BaseSettings):
     @property
     def is_postgres(self) -> bool:
         return self.database_url.startswith("postgresql")
+
+    @property
+    def runs_jobs_in_process(self) -> bool:
+        return (not self.is_postgres) if self.jobs_in_process is None else self.jobs_in_process
 
     @classmethod
     def settings_customise_sources(

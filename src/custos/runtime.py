@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from dataclasses import dataclass
 
 from redis.asyncio import Redis
@@ -55,5 +57,7 @@ class Runtime:
         await self.last_used.stop()
         await self.credentials.stop()
         if self.redis is not None:
-            await self.redis.aclose()
+            with contextlib.suppress(Exception):
+                async with asyncio.timeout(2.0):
+                    await self.redis.aclose()
         await self.db.dispose()

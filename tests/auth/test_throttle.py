@@ -64,8 +64,8 @@ class TestThrottle:
         tenant = await factory.tenant()
         async with _client(strict) as client:
             statuses = [
-                (await _login(client, f"user{n}@example.com", "guess")).status_code
-                for n in range(7)
+                (await _login(client, f"{secrets.token_hex(6)}@example.com", "guess")).status_code
+                for _ in range(7)
             ]
             refused = await _login(client, tenant.admin.email, tenant.admin.password)
         assert statuses[:5] == [401] * 5

@@ -59,6 +59,8 @@ def servers(settings: Settings) -> Iterator[tuple[str, str]]:
                 str(port),
                 "--log-level",
                 "warning",
+                "--timeout-graceful-shutdown",
+                "5",
             ],
             env=env,
             stdout=subprocess.DEVNULL,
@@ -88,7 +90,12 @@ def servers(settings: Settings) -> Iterator[tuple[str, str]]:
         for process in processes:
             process.terminate()
         for process in processes:
-            process.wait(timeout=10)
+            try:
+                process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait(timeout=5)
+                raise AssertionError("a server did not shut down within 15 s of SIGTERM") from None
 
 
 async def _time_until(check: Callable[[], Awaitable[bool]], limit: float = 3.0) -> float:

@@ -31,6 +31,7 @@ log = structlog.get_logger(__name__)
 _HEARTBEAT = b"\x00hb"
 HEARTBEAT_SECONDS = 0.25
 HEARD_WITHIN_SECONDS = 0.8
+SHUTDOWN_SECONDS = 2.0
 # Look-ups that matched nothing are kept apart and small: made-up keys must not be able to
 # push genuine entries out of the cache.
 UNKNOWN_MAX_ENTRIES = 10_000
@@ -63,6 +64,7 @@ class CredentialCache:
         self._channel = channel_for(settings)
         self._last_heard = 0.0
         self._tasks: list[asyncio.Task[None]] = []
+        self._stopping = asyncio.Event()
         self.broadcast_failures = 0
 
     # -- lookups ----------------------------------------------------------------------------
@@ -172,6 +174,7 @@ class CredentialCache:
     # -- lifecycle --------------------------------------------------------------------------
 
     async def start(self) -> None:
+        self._stopping.clear()
         if self._redis is not None:
             self._tasks = [
                 asyncio.create_task(self._listen(), name="auth-cache-listen"),
@@ -179,29 +182,36 @@ class CredentialCache:
             ]
 
     async def stop(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+        # Asked, not cancelled: cancelling the listener mid-read can leave its pub/sub
+        # connection unable to close (redis-py #3941). Both loops notice within a beat.
+        self._stopping.set()
+        if self._tasks:
+            _, late = await asyncio.wait(self._tasks, timeout=SHUTDOWN_SECONDS)
+            for task in late:  # never hang on the way out
+                task.cancel()
         self._tasks = []
+
+    async def _pause(self, seconds: float) -> None:
+        """Sleep, but wake at once when asked to stop."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._stopping.wait(), seconds)
 
     async def _heartbeat(self) -> None:
         assert self._redis is not None
-        while True:
+        while not self._stopping.is_set():
             with contextlib.suppress(Exception):
                 await self._redis.publish(self._channel, _HEARTBEAT)
-            await asyncio.sleep(HEARTBEAT_SECONDS)
+            await self._pause(HEARTBEAT_SECONDS)
 
     async def _listen(self) -> None:
         assert self._redis is not None
-        while True:
+        while not self._stopping.is_set():
             pubsub = self._redis.pubsub()
             try:
                 await pubsub.subscribe(self._channel)
                 # Whatever was published while we were away is lost: start clean.
                 self.invalidate_local(["*"])
-                while True:
+                while not self._stopping.is_set():
                     message = await pubsub.get_message(
                         ignore_subscribe_messages=True, timeout=HEARTBEAT_SECONDS
                     )
@@ -215,10 +225,11 @@ class CredentialCache:
                 raise
             except Exception as exc:
                 log.warning("auth_invalidation_listener_down", error=type(exc).__name__)
-                await asyncio.sleep(0.5)
+                await self._pause(0.5)
             finally:
                 with contextlib.suppress(Exception):
-                    await pubsub.aclose()  # type: ignore[no-untyped-call]
+                    async with asyncio.timeout(SHUTDOWN_SECONDS):
+                        await pubsub.aclose()  # type: ignore[no-untyped-call]
 
 
 def invalidate_after_commit(cache: CredentialCache, session: AsyncSession, tags: set[str]) -> None:

@@ -4,12 +4,14 @@ import time
 from typing import Any
 
 import sqlalchemy as sa
-from fastapi import APIRouter, Response
+from fastapi import APIRouter, Request, Response
 
 from custos.auth.dependencies import RuntimeDep
 from custos.kit.routing import CustosRoute
+from custos.kit.time import utcnow
 from custos.observability import AUTH_CACHE_CONNECTED, render_metrics
 from custos.runtime import Runtime
+from custos.worker.app import queue_stats
 
 router = APIRouter(route_class=CustosRoute, tags=["operations"])
 _STARTED = time.time()
@@ -49,8 +51,28 @@ async def ready(runtime: RuntimeDep, response: Response) -> dict[str, Any]:
     return {"status": "ready" if ok else "not_ready", "checks": checks}
 
 
-@router.get("/health/detailed", summary="Each component's state and latency")
-async def health_detailed(runtime: RuntimeDep, response: Response) -> dict[str, Any]:
+async def _check_jobs(runtime: Runtime, request: Request) -> dict[str, Any]:
+    try:
+        stats = await queue_stats(runtime, request.app.state.job_app)
+    except Exception as exc:
+        return {"status": "down", "error": type(exc).__name__}
+    oldest = stats.oldest_pending_at
+    return {
+        "status": "ok",
+        "runs_in": "this process" if runtime.settings.runs_jobs_in_process else "custos worker",
+        "pending": stats.pending,
+        "running": stats.running,
+        "oldest_pending_at": oldest.isoformat() if oldest else None,
+        "oldest_pending_age_seconds": round((utcnow() - oldest).total_seconds(), 1)
+        if oldest
+        else None,
+    }
+
+
+@router.get("/health/detailed", summary="Each component's state and latency; the job queue")
+async def health_detailed(
+    runtime: RuntimeDep, request: Request, response: Response
+) -> dict[str, Any]:
     database = await _check_database(runtime)
     redis = await _check_redis(runtime)
     connected = runtime.credentials.connected
@@ -63,6 +85,7 @@ async def health_detailed(runtime: RuntimeDep, response: Response) -> dict[str, 
             "entries": len(runtime.credentials),
             "broadcast_failures": runtime.credentials.broadcast_failures,
         },
+        "jobs": await _check_jobs(runtime, request),
     }
     ok = database["status"] == "ok" and redis["status"] in ("ok", "not_configured")
     response.status_code = 200 if ok else 503
