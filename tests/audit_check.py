@@ -13,9 +13,12 @@ SAFE = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
 class AuditInvariant:
+    # Across the whole run, for the summary line (tests/conftest.py).
+    writes_checked = 0
+    reads_checked = 0
+
     def __init__(self, runtime: Runtime) -> None:
         self.runtime = runtime
-        self.writes_checked = 0
 
     async def count(self) -> int:
         async with self.runtime.db.transaction(system=True, write=False) as session:
@@ -28,10 +31,11 @@ class AuditInvariant:
         request = response.request
         added = await self.count() - request.extensions["audit_rows_before"]
         if request.method not in SAFE and 200 <= response.status_code < 300:
-            self.writes_checked += 1
+            AuditInvariant.writes_checked += 1
             assert added == 1, (
                 f"{request.method} {request.url.path} -> {response.status_code} "
                 f"wrote {added} audit rows, expected exactly 1"
             )
         elif request.method in SAFE:
+            AuditInvariant.reads_checked += 1
             assert added == 0, f"{request.method} {request.url.path} wrote {added} audit rows"

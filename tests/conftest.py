@@ -125,3 +125,11 @@ async def raw_client(app: Any) -> AsyncIterator[httpx.AsyncClient]:
 @pytest.fixture
 def factory(runtime: Runtime) -> Factory:
     return Factory(runtime)
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    if AuditInvariant.writes_checked:
+        terminalreporter.write_line(
+            f"audit invariant: {AuditInvariant.writes_checked} successful writes each added "
+            f"exactly one audit row; {AuditInvariant.reads_checked} reads added none"
+        )
