@@ -23,12 +23,8 @@ import urllib.request
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
-from pathlib import Path
 from types import FrameType
 from typing import IO, Any
-
-import psycopg
-from sqlalchemy.engine import make_url
 
 from custos.config import Settings
 
@@ -108,34 +104,6 @@ def free_port() -> int:
 
 
 # -- database --------------------------------------------------------------------------------
-
-
-def _postgres_admin_url() -> str | None:
-    url = os.environ.get("DATABASE_URL", "")
-    return url if url.startswith(("postgres://", "postgresql")) else None
-
-
-@contextmanager
-def throwaway_database(prefix: str) -> Iterator[str]:
-    """A new, empty database URL: PostgreSQL when DATABASE_URL names it (a database created
-    for the run and dropped after), otherwise a SQLite file in a temporary directory."""
-    admin_url = _postgres_admin_url()
-    if admin_url is None:
-        with tempfile.TemporaryDirectory(prefix=f"{prefix}-") as tmp:
-            yield f"sqlite+aiosqlite:///{Path(tmp) / 'custos.db'}"
-        return
-    name = f"{prefix.replace('-', '_')}_{secrets.token_hex(4)}"
-    plain = make_url(admin_url).set(drivername="postgresql")
-    conninfo = plain.render_as_string(hide_password=False)
-    with psycopg.connect(conninfo, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield plain.set(drivername="postgresql+psycopg", database=name).render_as_string(
-            hide_password=False
-        )
-    finally:
-        with psycopg.connect(conninfo, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def bench_settings(database_url: str, **overrides: Any) -> Settings:

@@ -45,7 +45,6 @@ from _common import (
     run_wrk,
     server_process,
     settings_env,
-    throwaway_database,
     wrk_script,
 )
 from custos.api_key import service as key_service
@@ -56,6 +55,7 @@ from custos.auth.scopes import ROLE_SCOPES, Role
 from custos.auth.verifier import Verifier
 from custos.config import Settings
 from custos.kit.routing import CustosRoute
+from custos.kit.scratch import throwaway_database
 from custos.migrate import upgrade
 from custos.observability import configure_logging
 from custos.runtime import Runtime

@@ -8,19 +8,15 @@ turns on Redis for credential-cache broadcasts and throttling; without it, in-pr
 from __future__ import annotations
 
 import os
-import secrets
-import tempfile
 from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
-import psycopg
 import pytest
-from sqlalchemy.engine import make_url
 
 from custos.app import create_app
 from custos.config import Settings
+from custos.kit.scratch import throwaway_database
 from custos.migrate import upgrade
 from custos.runtime import Runtime
 from tests.audit_check import AuditInvariant
@@ -29,30 +25,10 @@ from tests.factories import Factory
 BASE_URL = "http://custos.test"
 
 
-def _postgres_admin_url() -> str | None:
-    url = os.environ.get("DATABASE_URL", "")
-    return url if url.startswith(("postgres://", "postgresql")) else None
-
-
 @pytest.fixture(scope="session")
 def database_url() -> Iterator[str]:
-    admin_url = _postgres_admin_url()
-    if admin_url is None:
-        with tempfile.TemporaryDirectory(prefix="custos-test-") as tmp:
-            yield f"sqlite+aiosqlite:///{Path(tmp) / 'custos.db'}"
-        return
-    name = f"custos_test_{secrets.token_hex(4)}"
-    plain = make_url(admin_url).set(drivername="postgresql")
-    conninfo = plain.render_as_string(hide_password=False)
-    with psycopg.connect(conninfo, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield plain.set(drivername="postgresql+psycopg", database=name).render_as_string(
-            hide_password=False
-        )
-    finally:
-        with psycopg.connect(conninfo, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    with throwaway_database("custos-test") as url:
+        yield url
 
 
 def make_settings(database_url: str, **overrides: Any) -> Settings:
