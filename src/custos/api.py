@@ -9,6 +9,7 @@ from custos.api_key.endpoints import router as api_key_router
 from custos.audit.endpoints import router as audit_router
 from custos.auth.endpoints import oauth_router
 from custos.auth.endpoints import router as auth_router
+from custos.customer.endpoints import router as customer_router
 from custos.docs.endpoints import router as docs_router
 from custos.health.endpoints import router as health_router
 from custos.kit.routing import CustosRoute
@@ -19,7 +20,15 @@ V1_PREFIX = "/api/v1"
 ADMIN_PREFIX = "/api/admin"
 
 v1 = APIRouter(prefix=V1_PREFIX, route_class=CustosRoute)
-for router in (auth_router, oauth_router, user_router, api_key_router, audit_router, docs_router):
+for router in (
+    auth_router,
+    oauth_router,
+    user_router,
+    api_key_router,
+    audit_router,
+    customer_router,
+    docs_router,
+):
     v1.include_router(router)
 
 admin = APIRouter(prefix=ADMIN_PREFIX, route_class=CustosRoute)

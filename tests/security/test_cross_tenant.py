@@ -19,6 +19,8 @@ BODIES: dict[tuple[str, str], dict[str, Any]] = {
     ("PATCH", "/api/v1/users/{user_id}"): {"full_name": "Taken Over"},
     ("PATCH", "/api/v1/api-keys/{key_id}"): {"name": "taken-over"},
     ("POST", "/api/v1/api-keys/{key_id}/rotate"): {"grace_period_seconds": 0},
+    ("PUT", "/api/v1/customers/{customer_id}"): {"full_name": "Taken Over"},
+    ("PATCH", "/api/v1/customers/{customer_id}"): {"full_name": "Taken Over"},
 }
 TENANT_ROUTES = sorted(
     (method, path) for method, path in ROUTE_POLICY if path.startswith("/api/v1/") and "{" in path
@@ -39,10 +41,19 @@ async def tenants(client: httpx.AsyncClient, factory: Factory) -> dict[str, Any]
         json={"name": "owned", "scopes": ["users:read"]},
         headers=bearer(owner.admin_key),
     )
+    customer_response = await client.post(
+        "/api/v1/customers",
+        json={"full_name": "Owned Person", "email": "owned@example.com"},
+        headers=bearer(owner.admin_key),
+    )
     return {
         "owner": owner,
         "intruder": intruder,
-        "ids": {"user_id": user.id, "key_id": key_response.json()["id"]},
+        "ids": {
+            "user_id": user.id,
+            "key_id": key_response.json()["id"],
+            "customer_id": customer_response.json()["id"],
+        },
     }
 
 
@@ -52,11 +63,14 @@ async def _snapshot(client: httpx.AsyncClient, key: str, ids: dict[str, str]) ->
         "user": (await client.get(f"/api/v1/users/{ids['user_id']}", headers=headers)).json(),
         "key": (await client.get(f"/api/v1/api-keys/{ids['key_id']}", headers=headers)).json(),
         "audit": (await client.get("/api/v1/audit/verify", headers=headers)).json(),
+        "customer": (
+            await client.get(f"/api/v1/customers/{ids['customer_id']}", headers=headers)
+        ).json(),
     }
 
 
 def test_every_path_parameter_has_a_real_id_to_try() -> None:
-    known = {"user_id", "key_id"}
+    known = {"user_id", "key_id", "customer_id"}
     params = {p for _, path in TENANT_ROUTES for p in re.findall(r"\{(\w+)\}", path)}
     assert params <= known, f"give the cross-tenant suite a real id for {params - known}"
     assert TENANT_ROUTES

@@ -92,6 +92,8 @@ async def platform_session(
 TenantSession = Annotated[AsyncSession, Depends(tenant_session, scope="function")]
 PlatformSession = Annotated[AsyncSession, Depends(platform_session, scope="function")]
 
+CustomersRead = Annotated[Principal, Depends(require_scopes("customers:read"))]
+CustomersWrite = Annotated[Principal, Depends(require_scopes("customers:write"))]
 UsersRead = Annotated[Principal, Depends(require_scopes("users:read"))]
 UsersWrite = Annotated[Principal, Depends(require_scopes("users:write"))]
 ApiKeysRead = Annotated[Principal, Depends(require_scopes("api_keys:read"))]

@@ -4,6 +4,7 @@ from custos.models.api_key import ApiKey
 from custos.models.audit_log import AuditHead, AuditLog
 from custos.models.auth_session import AuthSession, RefreshToken
 from custos.models.base import Base, TenantOwned
+from custos.models.customer import Customer
 from custos.models.tenant import Tenant, TenantPlan, TenantStatus
 from custos.models.user import User
 
@@ -13,6 +14,7 @@ __all__ = [
     "AuditLog",
     "AuthSession",
     "Base",
+    "Customer",
     "RefreshToken",
     "Tenant",
     "TenantOwned",

@@ -1,0 +1,32 @@
+"""Phone numbers to E.164, with the tenant's default region and strictness."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import phonenumbers
+
+DEFAULT_REGION = "US"
+
+
+@dataclass(frozen=True, slots=True)
+class PhonePolicy:
+    region: str = DEFAULT_REGION
+    strict: bool = False  # lenient by default: keep what was given, flag it
+
+    @classmethod
+    def from_settings(cls, settings: dict[str, Any]) -> PhonePolicy:
+        region = str(settings.get("phone_default_region") or DEFAULT_REGION).upper()
+        return cls(region=region, strict=settings.get("phone_validation") == "strict")
+
+
+def to_e164(raw: str, region: str) -> str | None:
+    """The E.164 form of a valid number, or None when it cannot be read as one."""
+    try:
+        number = phonenumbers.parse(raw, region)
+    except phonenumbers.NumberParseException:
+        return None
+    if not phonenumbers.is_valid_number(number):
+        return None
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)

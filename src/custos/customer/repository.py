@@ -1,0 +1,76 @@
+from __future__ import annotations
+
+from datetime import datetime
+
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from custos.models import Customer
+
+
+class CustomerRepository:
+    def __init__(self, session: AsyncSession, tenant_id: str) -> None:
+        self.session = session
+        self.tenant_id = tenant_id
+
+    def _scoped(self) -> sa.Select[tuple[Customer]]:
+        return sa.select(Customer).where(Customer.tenant_id == self.tenant_id)
+
+    async def get(self, customer_id: str, *, include_deleted: bool = False) -> Customer | None:
+        stmt = self._scoped().where(Customer.id == customer_id)
+        if not include_deleted:
+            stmt = stmt.where(Customer.deleted_at.is_(None))
+        return (await self.session.execute(stmt)).scalar_one_or_none()
+
+    async def live_email_owner(self, email: str) -> str | None:
+        stmt = sa.select(Customer.id).where(
+            Customer.tenant_id == self.tenant_id,
+            Customer.email == email,
+            Customer.deleted_at.is_(None),
+        )
+        return (await self.session.execute(stmt)).scalar_one_or_none()
+
+    async def external_id_owner(self, external_id: str) -> str | None:
+        stmt = sa.select(Customer.id).where(
+            Customer.tenant_id == self.tenant_id, Customer.external_id == external_id
+        )
+        return (await self.session.execute(stmt)).scalar_one_or_none()
+
+    def list_statement(
+        self,
+        *,
+        status: str | None = None,
+        customer_type: str | None = None,
+        company: str | None = None,
+        created_after: datetime | None = None,
+        created_before: datetime | None = None,
+        updated_since: datetime | None = None,
+        include_deleted: bool = False,
+        tag: str | None = None,
+    ) -> sa.Select[tuple[Customer]]:
+        stmt = self._scoped()
+        if tag:
+            stmt = stmt.where(self._has_tag(tag))
+        if not include_deleted:
+            stmt = stmt.where(Customer.deleted_at.is_(None))
+        if status:
+            stmt = stmt.where(Customer.status == status)
+        if customer_type:
+            stmt = stmt.where(Customer.customer_type == customer_type)
+        if company:
+            stmt = stmt.where(sa.func.lower(Customer.company) == company.lower())
+        if created_after:
+            stmt = stmt.where(Customer.created_at >= created_after)
+        if created_before:
+            stmt = stmt.where(Customer.created_at < created_before)
+        if updated_since:
+            stmt = stmt.where(Customer.updated_at >= updated_since)
+        return stmt
+
+    def _has_tag(self, tag: str) -> sa.ColumnElement[bool]:
+        if self.session.get_bind().dialect.name == "postgresql":
+            # JSONB containment (@>); the portable JSON type would compile to LIKE.
+            return sa.type_coerce(Customer.tags, JSONB).contains([tag])
+        each = sa.func.json_each(Customer.tags).table_valued("value")
+        return sa.exists(sa.select(1).select_from(each).where(each.c.value == tag))

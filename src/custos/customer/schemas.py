@@ -1,0 +1,135 @@
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+from enum import StrEnum
+from typing import Any
+
+import orjson
+from pydantic import EmailStr, Field, field_validator
+
+from custos.kit.schemas import Schema
+
+MAX_METADATA_BYTES = 16_384
+MAX_METADATA_DEPTH = 5
+MAX_TAGS = 50
+
+
+class CustomerType(StrEnum):
+    individual = "individual"
+    business = "business"
+
+
+class CustomerStatus(StrEnum):
+    active = "active"
+    inactive = "inactive"
+
+
+class Address(Schema):
+    line1: str | None = Field(None, max_length=200)
+    line2: str | None = Field(None, max_length=200)
+    city: str | None = Field(None, max_length=100)
+    region: str | None = Field(None, max_length=100)
+    postal_code: str | None = Field(None, max_length=20)
+    country: str | None = Field(
+        None, pattern=r"^[A-Za-z]{2}$", description="ISO 3166-1 alpha-2", examples=["GB"]
+    )
+
+    @field_validator("country")
+    @classmethod
+    def _upper(cls, value: str | None) -> str | None:
+        return value.upper() if value else value
+
+
+def _depth(value: Any, level: int = 1) -> int:
+    if isinstance(value, dict):
+        return max((_depth(v, level + 1) for v in value.values()), default=level)
+    if isinstance(value, list):
+        return max((_depth(v, level + 1) for v in value), default=level)
+    return level - 1
+
+
+def check_metadata(value: dict[str, Any] | None) -> dict[str, Any] | None:
+    if value is None:
+        return None
+    if len(orjson.dumps(value)) > MAX_METADATA_BYTES:
+        raise ValueError(f"metadata must be at most {MAX_METADATA_BYTES} bytes as JSON")
+    if _depth(value) > MAX_METADATA_DEPTH:
+        raise ValueError(f"metadata may nest at most {MAX_METADATA_DEPTH} levels")
+    return value
+
+
+def clean_tags(value: list[str] | None) -> list[str] | None:
+    if value is None:
+        return None
+    seen: dict[str, str] = {}
+    for tag in value:
+        tag = tag.strip()
+        if not tag or len(tag) > 50:
+            raise ValueError("tags are 1 to 50 characters")
+        seen.setdefault(tag.lower(), tag)
+    return list(seen.values())
+
+
+def _lower(value: str | None) -> str | None:
+    return value.lower() if value else value
+
+
+class CustomerCreate(Schema):
+    external_id: str | None = Field(None, min_length=1, max_length=128)
+    email: EmailStr | None = None
+    full_name: str = Field(min_length=1, max_length=200, examples=["Jane Doe"])
+    phone: str | None = Field(None, min_length=1, max_length=40, examples=["+1234567890"])
+    company: str | None = Field(None, max_length=200)
+    address: Address | None = None
+    customer_type: CustomerType = CustomerType.individual
+    status: CustomerStatus = CustomerStatus.active
+    tags: list[str] = Field(default_factory=list, max_length=MAX_TAGS)
+    metadata: dict[str, Any] = Field(default_factory=dict)
+
+    _email = field_validator("email")(_lower)
+    _tags = field_validator("tags")(clean_tags)
+    _metadata = field_validator("metadata")(check_metadata)
+
+
+class CustomerPatch(Schema):
+    """JSON merge patch (RFC 7386): absent fields are kept, null clears an optional field,
+    and `metadata` is merged key by key (a null value removes that key)."""
+
+    external_id: str | None = Field(None, min_length=1, max_length=128)
+    email: EmailStr | None = None
+    full_name: str | None = Field(None, min_length=1, max_length=200)
+    phone: str | None = Field(None, min_length=1, max_length=40)
+    company: str | None = Field(None, max_length=200)
+    address: Address | None = None
+    customer_type: CustomerType | None = None
+    status: CustomerStatus | None = None
+    tags: list[str] | None = Field(None, max_length=MAX_TAGS)
+    metadata: dict[str, Any] | None = None
+
+    _email = field_validator("email")(_lower)
+    _tags = field_validator("tags")(clean_tags)
+
+
+class Customer(Schema):
+    id: str
+    external_id: str | None
+    email: str | None
+    full_name: str
+    phone: str | None
+    phone_e164: str | None
+    company: str | None
+    address: Address | None
+    customer_type: CustomerType
+    status: CustomerStatus
+    tags: list[str]
+    metadata: dict[str, Any] = Field(validation_alias="attributes")
+    order_count: int
+    total_order_value: Decimal
+    currency: str | None
+    complaint_count: int
+    last_order_at: datetime | None
+    created_at: datetime
+    updated_at: datetime
+    deleted_at: datetime | None
+    version: int

@@ -1,0 +1,240 @@
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from custos.audit import service as audit
+from custos.auth.principal import Principal
+from custos.customer.phones import PhonePolicy, to_e164
+from custos.customer.repository import CustomerRepository
+from custos.customer.schemas import CustomerCreate, CustomerPatch, check_metadata
+from custos.exceptions import Conflict, Forbidden, InvalidInput, NotFound, PreconditionFailed
+from custos.kit.ids import new_id
+from custos.kit.time import utcnow
+from custos.models import Customer, Tenant
+
+# Fields an audit row records by name; values of personal fields are masked there.
+AUDITED = (
+    "external_id",
+    "email",
+    "full_name",
+    "phone",
+    "company",
+    "customer_type",
+    "status",
+    "tags",
+)
+
+
+def etag(customer: Customer) -> str:
+    return f'"{customer.id}.{customer.version}"'
+
+
+def check_if_match(customer: Customer, if_match: str | None) -> None:
+    if if_match is None or if_match.strip() == "*":
+        return
+    wanted = {tag.strip().removeprefix("W/") for tag in if_match.split(",")}
+    if etag(customer) not in wanted:
+        raise PreconditionFailed(
+            "The record changed since you read it: fetch it again and retry with its ETag"
+        )
+
+
+async def _phone_policy(session: AsyncSession, tenant_id: str) -> PhonePolicy:
+    tenant = await session.get(Tenant, tenant_id)
+    return PhonePolicy.from_settings(tenant.settings if tenant else {})
+
+
+def _apply_phone(customer: Customer, phone: str | None, policy: PhonePolicy) -> None:
+    customer.phone = phone
+    customer.phone_e164 = to_e164(phone, policy.region) if phone else None
+    if phone and customer.phone_e164 is None and policy.strict:
+        raise InvalidInput(
+            "The phone number cannot be read as a valid number",
+            errors=[{"loc": ["body", "phone"], "msg": "not a valid phone number"}],
+        )
+
+
+async def _ensure_unique(
+    repo: CustomerRepository, customer_id: str | None, email: str | None, external_id: str | None
+) -> None:
+    if email:
+        owner = await repo.live_email_owner(email)
+        if owner is not None and owner != customer_id:
+            raise Conflict("Another customer already has this email")
+    if external_id:
+        owner = await repo.external_id_owner(external_id)
+        if owner is not None and owner != customer_id:
+            raise Conflict("Another customer already has this external_id")
+
+
+async def _flush(session: AsyncSession) -> None:
+    try:
+        await session.flush()
+    except IntegrityError:
+        # Lost a race with a concurrent write of the same email or external_id.
+        raise Conflict("Another customer already has this email or external_id") from None
+
+
+def _snapshot(customer: Customer) -> dict[str, Any]:
+    return {name: getattr(customer, name) for name in AUDITED}
+
+
+async def create(session: AsyncSession, actor: Principal, body: CustomerCreate) -> Customer:
+    repo = CustomerRepository(session, actor.tenant_id)
+    await _ensure_unique(repo, None, body.email, body.external_id)
+    customer = Customer(
+        id=new_id("cus"),
+        tenant_id=actor.tenant_id,
+        external_id=body.external_id,
+        email=body.email,
+        full_name=body.full_name,
+        company=body.company,
+        address=body.address.model_dump() if body.address else None,
+        customer_type=body.customer_type,
+        status=body.status,
+        tags=body.tags,
+        attributes=body.metadata,
+        version=1,
+    )
+    _apply_phone(customer, body.phone, await _phone_policy(session, actor.tenant_id))
+    session.add(customer)
+    await _flush(session)
+    audit.record(
+        session,
+        actor,
+        "customer.created",
+        "customer",
+        customer.id,
+        changes=audit.changed_fields({}, _snapshot(customer)),
+    )
+    return customer
+
+
+async def get(
+    session: AsyncSession, actor: Principal, customer_id: str, *, include_deleted: bool = False
+) -> Customer:
+    customer = await CustomerRepository(session, actor.tenant_id).get(
+        customer_id, include_deleted=include_deleted
+    )
+    if customer is None:
+        raise NotFound("No such customer")
+    return customer
+
+
+async def replace(
+    session: AsyncSession,
+    actor: Principal,
+    customer_id: str,
+    body: CustomerCreate,
+    if_match: str | None,
+) -> Customer:
+    """PUT: every field takes the body's value (absent optional fields become empty)."""
+    values = body.model_dump()
+    values["address"] = body.address.model_dump() if body.address else None
+    return await _change(session, actor, customer_id, values, if_match, merge_metadata=False)
+
+
+async def patch(
+    session: AsyncSession,
+    actor: Principal,
+    customer_id: str,
+    body: CustomerPatch,
+    if_match: str | None,
+) -> Customer:
+    values = body.model_dump(exclude_unset=True)
+    for required in ("full_name", "customer_type", "status", "tags"):
+        if required in values and values[required] is None:
+            raise InvalidInput(
+                f"{required} cannot be null",
+                errors=[{"loc": ["body", required], "msg": "cannot be null"}],
+            )
+    if body.address is not None and "address" in values:
+        values["address"] = body.address.model_dump(exclude_unset=False)
+    return await _change(session, actor, customer_id, values, if_match, merge_metadata=True)
+
+
+def merge_patch(target: dict[str, Any], patch: dict[str, Any]) -> dict[str, Any]:
+    """RFC 7386 on a JSON object."""
+    merged = dict(target)
+    for key, value in patch.items():
+        if value is None:
+            merged.pop(key, None)
+        elif isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = merge_patch(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+async def _change(
+    session: AsyncSession,
+    actor: Principal,
+    customer_id: str,
+    values: dict[str, Any],
+    if_match: str | None,
+    *,
+    merge_metadata: bool,
+) -> Customer:
+    customer = await get(session, actor, customer_id)
+    check_if_match(customer, if_match)
+    repo = CustomerRepository(session, actor.tenant_id)
+    await _ensure_unique(
+        repo,
+        customer.id,
+        values.get("email", customer.email),
+        values.get("external_id", customer.external_id),
+    )
+    before = _snapshot(customer)
+    if "metadata" in values:
+        metadata = values.pop("metadata") or {}
+        if merge_metadata:
+            metadata = merge_patch(customer.attributes, metadata)
+        try:
+            check_metadata(metadata)
+        except ValueError as exc:
+            raise InvalidInput(
+                str(exc), errors=[{"loc": ["body", "metadata"], "msg": str(exc)}]
+            ) from None
+        customer.attributes = metadata
+    if "phone" in values:
+        _apply_phone(customer, values.pop("phone"), await _phone_policy(session, actor.tenant_id))
+    for name, value in values.items():
+        setattr(customer, name, value)
+    customer.version += 1
+    await _flush(session)
+    changes = audit.changed_fields(before, _snapshot(customer))
+    audit.record(session, actor, "customer.updated", "customer", customer.id, changes=changes)
+    return customer
+
+
+async def delete(session: AsyncSession, actor: Principal, customer_id: str, *, hard: bool) -> None:
+    if hard and "customers:delete" not in actor.scopes:
+        raise Forbidden("Permanent deletion needs the scope customers:delete")
+    customer = await get(session, actor, customer_id, include_deleted=hard)
+    if hard:
+        await session.delete(customer)
+        await session.flush()
+        audit.record(session, actor, "customer.hard_deleted", "customer", customer.id)
+        return
+    customer.deleted_at = utcnow()
+    customer.version += 1
+    await session.flush()
+    audit.record(session, actor, "customer.deleted", "customer", customer.id)
+
+
+async def restore(session: AsyncSession, actor: Principal, customer_id: str) -> Customer:
+    customer = await get(session, actor, customer_id, include_deleted=True)
+    if customer.deleted_at is None:
+        raise Conflict("This customer is not deleted")
+    if customer.email:
+        owner = await CustomerRepository(session, actor.tenant_id).live_email_owner(customer.email)
+        if owner is not None:
+            raise Conflict("Another live customer now has this email; change one of them first")
+    customer.deleted_at = None
+    customer.version += 1
+    await _flush(session)
+    audit.record(session, actor, "customer.restored", "customer", customer.id)
+    return customer
