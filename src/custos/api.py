@@ -35,7 +35,12 @@ admin = APIRouter(prefix=ADMIN_PREFIX, route_class=CustosRoute)
 for router in (tenant_router, admin_api_key_router):
     admin.include_router(router)
 
+# Seed-era clients call /api/customers…: the current version serves them, unlisted.
+legacy = APIRouter(prefix="/api", route_class=CustosRoute)
+legacy.include_router(customer_router)
+
 root = APIRouter(route_class=CustosRoute)
 root.include_router(health_router)
 
 ROUTERS = (v1, admin, root)
+UNLISTED_ROUTERS = (legacy,)

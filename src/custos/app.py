@@ -11,7 +11,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.routing import iter_route_contexts
 
 from custos import __version__
-from custos.api import ROUTERS
+from custos.api import ROUTERS, UNLISTED_ROUTERS
 from custos.auth.dependencies import route_policy
 from custos.auth.scopes import SCOPES
 from custos.config import Settings, get_settings
@@ -62,6 +62,8 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     _document_security(app)
     for router in ROUTERS:
         app.include_router(router)
+    for router in UNLISTED_ROUTERS:
+        app.include_router(router, include_in_schema=False)
     install_error_handlers(app)
     if settings.cors_origins:
         app.add_middleware(

@@ -274,3 +274,20 @@ class TestList:
             BASE, params={"skip": 1, "cursor": first["next_cursor"]}, headers=headers
         )
         assert both.status_code == 422
+
+
+class TestSeedEraPaths:
+    async def test_unversioned_paths_serve_the_current_version_unlisted(
+        self, client: httpx.AsyncClient, tenant: TenantHandle
+    ) -> None:
+        created = await client.post(
+            "/api/customers", json={"full_name": "Old Client"}, headers=bearer(tenant.admin_key)
+        )
+        assert created.status_code == 201
+        fetched = await client.get(
+            f"{BASE}/{created.json()['id']}", headers=bearer(tenant.admin_key)
+        )
+        assert fetched.json()["full_name"] == "Old Client"
+        schema = (await client.get("/openapi.json")).json()
+        assert "/api/v1/customers" in schema["paths"]
+        assert not [p for p in schema["paths"] if p.startswith("/api/customers")]

@@ -52,6 +52,17 @@ ROUTE_POLICY: dict[tuple[str, str], str] = {
     ("GET", "/metrics"): PUBLIC,
 }
 
+# Unversioned paths kept for seed-era clients serve the current version, with its policy.
+LEGACY_PREFIXES = {"/api/customers": "/api/v1/customers"}
+ROUTE_POLICY.update(
+    {
+        (method, old + path[len(new) :]): policy
+        for (method, path), policy in list(ROUTE_POLICY.items())
+        for old, new in LEGACY_PREFIXES.items()
+        if path.startswith(new)
+    }
+)
+
 # Framework pages: the schema and its viewers.
 FRAMEWORK_PATHS = {"/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc"}
 
