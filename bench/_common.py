@@ -39,11 +39,12 @@ _WRK_SCRIPT = """
 done = function(summary, latency, requests)
   local e = summary.errors
   io.write(string.format(
-    '%s{"requests": %d, "duration_us": %d, "p50_us": %.1f, "p99_us": %.1f, '
-    .. '"max_us": %.1f, "status_errors": %d, "connect_errors": %d, "read_errors": %d, '
-    .. '"write_errors": %d, "timeouts": %d}\\n',
+    '%s{"requests": %d, "duration_us": %d, "p50_us": %.1f, "p95_us": %.1f, '
+    .. '"p99_us": %.1f, "max_us": %.1f, "status_errors": %d, "connect_errors": %d, '
+    .. '"read_errors": %d, "write_errors": %d, "timeouts": %d}\\n',
     "MARKER", summary.requests, summary.duration, latency:percentile(50),
-    latency:percentile(99), latency.max, e.status, e.connect, e.read, e.write, e.timeout))
+    latency:percentile(95), latency:percentile(99), latency.max, e.status, e.connect, e.read,
+    e.write, e.timeout))
 end
 """.replace("MARKER", _WRK_MARKER)
 
@@ -157,6 +158,24 @@ def http_get(url: str, headers: dict[str, str] | None = None, timeout: float = 2
         return exc.code
 
 
+def http_request(
+    method: str,
+    url: str,
+    *,
+    headers: dict[str, str] | None = None,
+    body: bytes | None = None,
+    timeout: float = 5.0,
+) -> tuple[int, bytes]:
+    """Status code and body of any request, errors included."""
+    request = urllib.request.Request(url, data=body, headers=headers or {}, method=method)
+    try:
+        with _opener.open(request, timeout=timeout) as response:
+            status: int = response.status
+            return status, response.read()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read()
+
+
 @dataclass
 class Server:
     process: subprocess.Popen[bytes]
@@ -175,10 +194,17 @@ class Server:
 
 @contextmanager
 def server_process(
-    argv: list[str], env: dict[str, str], port: int, ready_path: str = "/health"
+    argv: list[str],
+    env: dict[str, str],
+    port: int,
+    ready_path: str = "/health",
+    *,
+    reap_group: bool = False,
 ) -> Iterator[Server]:
     """Start `argv` (which must serve HTTP on 127.0.0.1:port), wait until `ready_path`
-    answers 200, and stop it on the way out, whatever happened."""
+    answers 200, and stop it on the way out, whatever happened. With `reap_group`, also
+    kill whatever is left of its process group afterwards: a server that forks workers
+    (uvicorn --workers) must not leave one behind if its supervisor had to be killed."""
     with tempfile.TemporaryFile(prefix="bench-server-") as log:
         # Its own session: a Ctrl-C reaches only us, and we stop the server in order.
         process = subprocess.Popen(
@@ -190,6 +216,8 @@ def server_process(
             yield server
         finally:
             _stop(process)
+            if reap_group:
+                _kill_group(process.pid)
 
 
 def _wait_ready(server: Server, path: str, timeout: float) -> None:
@@ -217,6 +245,12 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
         process.wait(timeout=5)
 
 
+def _kill_group(pgid: int) -> None:
+    """SIGKILL what is left of a process group that one of our servers leads."""
+    with suppress(ProcessLookupError, PermissionError):
+        os.killpg(pgid, signal.SIGKILL)
+
+
 # -- wrk -------------------------------------------------------------------------------------
 
 
@@ -237,6 +271,7 @@ class WrkResult:
     requests: int
     duration_s: float
     p50_us: float
+    p95_us: float
     p99_us: float
     max_us: float
     status_errors: int  # responses with status >= 400
@@ -248,9 +283,10 @@ class WrkResult:
 
 
 @contextmanager
-def wrk_script() -> Iterator[str]:
+def wrk_script(lua: str = "") -> Iterator[str]:
+    """A wrk script file: `lua` (setup/init/request hooks, if any) then the reporting hook."""
     with tempfile.NamedTemporaryFile("w", suffix=".lua", prefix="bench-wrk-") as script:
-        script.write(_WRK_SCRIPT)
+        script.write(lua + "\n" + _WRK_SCRIPT)
         script.flush()
         yield script.name
 
@@ -290,6 +326,7 @@ def run_wrk(
         requests=data["requests"],
         duration_s=data["duration_us"] / 1e6,
         p50_us=data["p50_us"],
+        p95_us=data["p95_us"],
         p99_us=data["p99_us"],
         max_us=data["max_us"],
         status_errors=data["status_errors"],

@@ -21,6 +21,7 @@ BODIES: dict[tuple[str, str], dict[str, Any]] = {
     ("POST", "/api/v1/api-keys/{key_id}/rotate"): {"grace_period_seconds": 0},
     ("PUT", "/api/v1/customers/{customer_id}"): {"full_name": "Taken Over"},
     ("PATCH", "/api/v1/customers/{customer_id}"): {"full_name": "Taken Over"},
+    ("POST", "/api/v1/customers/{customer_id}/notes"): {"body": "planted"},
 }
 TENANT_ROUTES = sorted(
     (method, path) for method, path in ROUTE_POLICY if path.startswith("/api/v1/") and "{" in path
@@ -46,13 +47,20 @@ async def tenants(client: httpx.AsyncClient, factory: Factory) -> dict[str, Any]
         json={"full_name": "Owned Person", "email": "owned@example.com"},
         headers=bearer(owner.admin_key),
     )
+    customer_id = customer_response.json()["id"]
+    note_response = await client.post(
+        f"/api/v1/customers/{customer_id}/notes",
+        json={"body": "prefers email"},
+        headers=bearer(owner.admin_key),
+    )
     return {
         "owner": owner,
         "intruder": intruder,
         "ids": {
             "user_id": user.id,
             "key_id": key_response.json()["id"],
-            "customer_id": customer_response.json()["id"],
+            "customer_id": customer_id,
+            "note_id": note_response.json()["id"],
         },
     }
 
@@ -66,11 +74,14 @@ async def _snapshot(client: httpx.AsyncClient, key: str, ids: dict[str, str]) ->
         "customer": (
             await client.get(f"/api/v1/customers/{ids['customer_id']}", headers=headers)
         ).json(),
+        "notes": (
+            await client.get(f"/api/v1/customers/{ids['customer_id']}/notes", headers=headers)
+        ).json(),
     }
 
 
 def test_every_path_parameter_has_a_real_id_to_try() -> None:
-    known = {"user_id", "key_id", "customer_id"}
+    known = {"user_id", "key_id", "customer_id", "note_id"}
     params = {p for _, path in TENANT_ROUTES for p in re.findall(r"\{(\w+)\}", path)}
     assert params <= known, f"give the cross-tenant suite a real id for {params - known}"
     assert TENANT_ROUTES

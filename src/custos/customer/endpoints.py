@@ -6,7 +6,7 @@ from fastapi import APIRouter, Header, Query, Response
 from pydantic import AwareDatetime
 
 from custos.auth.dependencies import CustomersRead, CustomersWrite, TenantSession
-from custos.customer import service
+from custos.customer import notes, service
 from custos.customer.repository import CustomerRepository
 from custos.customer.schemas import (
     Customer,
@@ -14,11 +14,15 @@ from custos.customer.schemas import (
     CustomerPatch,
     CustomerStatus,
     CustomerType,
+    Note,
+    NoteCreate,
+    TimelineEntry,
 )
 from custos.exceptions import InvalidInput
 from custos.kit.pagination import Cursor, Limit, Page, keyset_page
 from custos.kit.routing import CustosRoute
 from custos.models import Customer as CustomerModel
+from custos.models import CustomerNote
 
 router = APIRouter(route_class=CustosRoute, prefix="/customers", tags=["customers"])
 
@@ -148,3 +152,37 @@ async def restore_customer(
     customer_id: str, auth: CustomersWrite, session: TenantSession, response: Response
 ) -> CustomerModel:
     return _with_etag(response, await service.restore(session, auth, customer_id))
+
+
+@router.get("/{customer_id}/notes", response_model=list[Note], summary="A customer's notes")
+async def list_notes(
+    customer_id: str, auth: CustomersRead, session: TenantSession, limit: Limit = 50
+) -> list[CustomerNote]:
+    return list(await notes.list_notes(session, auth, customer_id, limit))
+
+
+@router.post("/{customer_id}/notes", response_model=Note, status_code=201, summary="Add a note")
+async def add_note(
+    customer_id: str, body: NoteCreate, auth: CustomersWrite, session: TenantSession
+) -> CustomerNote:
+    return await notes.add_note(session, auth, customer_id, body.body)
+
+
+@router.delete("/{customer_id}/notes/{note_id}", status_code=204, summary="Delete a note")
+async def delete_note(
+    customer_id: str, note_id: str, auth: CustomersWrite, session: TenantSession
+) -> Response:
+    await notes.delete_note(session, auth, customer_id, note_id)
+    return Response(status_code=204)
+
+
+@router.get(
+    "/{customer_id}/timeline",
+    response_model=list[TimelineEntry],
+    summary="The record's history and notes, newest first",
+)
+async def timeline(
+    customer_id: str, auth: CustomersRead, session: TenantSession, limit: Limit = 50
+) -> list[TimelineEntry]:
+    entries = await notes.timeline(session, auth, customer_id, limit)
+    return [TimelineEntry.model_validate(e) for e in entries]

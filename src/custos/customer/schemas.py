@@ -133,3 +133,27 @@ class Customer(Schema):
     updated_at: datetime
     deleted_at: datetime | None
     version: int
+
+
+class NoteCreate(Schema):
+    body: str = Field(min_length=1, max_length=10_000)
+
+
+class Note(Schema):
+    id: str
+    customer_id: str
+    author_type: str
+    author_id: str | None
+    body: str
+    created_at: datetime
+
+
+class TimelineEntry(Schema):
+    kind: str = Field(description="change (an audit entry) or note")
+    at: datetime
+    actor_type: str
+    actor_id: str | None
+    action: str | None = None
+    changes: dict[str, Any] | None = None
+    note_id: str | None = None
+    body: str | None = None

@@ -5,6 +5,7 @@ from custos.models.audit_log import AuditHead, AuditLog
 from custos.models.auth_session import AuthSession, RefreshToken
 from custos.models.base import Base, TenantOwned
 from custos.models.customer import Customer
+from custos.models.customer_note import CustomerNote
 from custos.models.tenant import Tenant, TenantPlan, TenantStatus
 from custos.models.user import User
 
@@ -15,6 +16,7 @@ __all__ = [
     "AuthSession",
     "Base",
     "Customer",
+    "CustomerNote",
     "RefreshToken",
     "Tenant",
     "TenantOwned",
