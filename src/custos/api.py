@@ -9,6 +9,7 @@ from custos.api_key.endpoints import router as api_key_router
 from custos.audit.endpoints import router as audit_router
 from custos.auth.endpoints import oauth_router
 from custos.auth.endpoints import router as auth_router
+from custos.customer.endpoints import internal_router as internal_customer_router
 from custos.customer.endpoints import router as customer_router
 from custos.docs.endpoints import router as docs_router
 from custos.health.endpoints import router as health_router
@@ -27,6 +28,7 @@ for router in (
     api_key_router,
     audit_router,
     customer_router,
+    internal_customer_router,
     docs_router,
 ):
     v1.include_router(router)

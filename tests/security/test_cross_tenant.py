@@ -22,6 +22,10 @@ BODIES: dict[tuple[str, str], dict[str, Any]] = {
     ("PUT", "/api/v1/customers/{customer_id}"): {"full_name": "Taken Over"},
     ("PATCH", "/api/v1/customers/{customer_id}"): {"full_name": "Taken Over"},
     ("POST", "/api/v1/customers/{customer_id}/notes"): {"body": "planted"},
+    ("PATCH", "/api/v1/internal/customers/{customer_id}/statistics"): {
+        "increment_id": "forged-1",
+        "complaints": 5,
+    },
 }
 TENANT_ROUTES = sorted(
     (method, path) for method, path in ROUTE_POLICY if path.startswith("/api/v1/") and "{" in path
@@ -44,7 +48,7 @@ async def tenants(client: httpx.AsyncClient, factory: Factory) -> dict[str, Any]
     )
     customer_response = await client.post(
         "/api/v1/customers",
-        json={"full_name": "Owned Person", "email": "owned@example.com"},
+        json={"full_name": "Owned Person", "email": "owned@example.com", "external_id": "crm-7"},
         headers=bearer(owner.admin_key),
     )
     customer_id = customer_response.json()["id"]
@@ -61,6 +65,7 @@ async def tenants(client: httpx.AsyncClient, factory: Factory) -> dict[str, Any]
             "key_id": key_response.json()["id"],
             "customer_id": customer_id,
             "note_id": note_response.json()["id"],
+            "external_id": "crm-7",
         },
     }
 
@@ -81,7 +86,7 @@ async def _snapshot(client: httpx.AsyncClient, key: str, ids: dict[str, str]) ->
 
 
 def test_every_path_parameter_has_a_real_id_to_try() -> None:
-    known = {"user_id", "key_id", "customer_id", "note_id"}
+    known = {"user_id", "key_id", "customer_id", "note_id", "external_id"}
     params = {p for _, path in TENANT_ROUTES for p in re.findall(r"\{(\w+)\}", path)}
     assert params <= known, f"give the cross-tenant suite a real id for {params - known}"
     assert TENANT_ROUTES

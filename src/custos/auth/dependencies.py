@@ -94,6 +94,7 @@ PlatformSession = Annotated[AsyncSession, Depends(platform_session, scope="funct
 
 CustomersRead = Annotated[Principal, Depends(require_scopes("customers:read"))]
 CustomersWrite = Annotated[Principal, Depends(require_scopes("customers:write"))]
+InternalWrite = Annotated[Principal, Depends(require_scopes("internal:write"))]
 UsersRead = Annotated[Principal, Depends(require_scopes("users:read"))]
 UsersWrite = Annotated[Principal, Depends(require_scopes("users:write"))]
 ApiKeysRead = Annotated[Principal, Depends(require_scopes("api_keys:read"))]

@@ -5,8 +5,13 @@ from typing import Annotated
 from fastapi import APIRouter, Header, Query, Response
 from pydantic import AwareDatetime
 
-from custos.auth.dependencies import CustomersRead, CustomersWrite, TenantSession
-from custos.customer import notes, service
+from custos.auth.dependencies import (
+    CustomersRead,
+    CustomersWrite,
+    InternalWrite,
+    TenantSession,
+)
+from custos.customer import notes, service, statistics
 from custos.customer.repository import CustomerRepository
 from custos.customer.schemas import (
     Customer,
@@ -16,15 +21,22 @@ from custos.customer.schemas import (
     CustomerType,
     Note,
     NoteCreate,
+    Statistics,
+    StatisticsIncrement,
+    StatisticsResult,
     TimelineEntry,
 )
-from custos.exceptions import InvalidInput
+from custos.exceptions import InvalidInput, NotFound
 from custos.kit.pagination import Cursor, Limit, Page, keyset_page
 from custos.kit.routing import CustosRoute
 from custos.models import Customer as CustomerModel
 from custos.models import CustomerNote
 
 router = APIRouter(route_class=CustosRoute, prefix="/customers", tags=["customers"])
+# For service-role callers: the upstream auth service and the order and complaint services.
+internal_router = APIRouter(
+    route_class=CustosRoute, prefix="/internal/customers", tags=["internal"]
+)
 
 IfMatch = Annotated[
     str | None,
@@ -186,3 +198,54 @@ async def timeline(
 ) -> list[TimelineEntry]:
     entries = await notes.timeline(session, auth, customer_id, limit)
     return [TimelineEntry.model_validate(e) for e in entries]
+
+
+@router.get("/{customer_id}/statistics", response_model=Statistics, summary="Orders and complaints")
+async def get_statistics(
+    customer_id: str, auth: CustomersRead, session: TenantSession
+) -> CustomerModel:
+    return await service.get(session, auth, customer_id)
+
+
+@internal_router.patch(
+    "/{customer_id}/statistics",
+    response_model=StatisticsResult,
+    summary="Report order and complaint increments (idempotent on increment_id)",
+)
+async def increment_statistics(
+    customer_id: str, body: StatisticsIncrement, auth: InternalWrite, session: TenantSession
+) -> StatisticsResult:
+    customer, applied = await statistics.apply_increment(session, auth, customer_id, body)
+    return StatisticsResult.model_validate(
+        {**Statistics.model_validate(customer).model_dump(), "applied": applied}
+    )
+
+
+@internal_router.post(
+    "",
+    response_model=Customer,
+    status_code=201,
+    summary="Create a customer from an upstream service (idempotent on external_id)",
+    responses={200: {"description": "Already known: the existing record"}},
+)
+async def create_from_upstream(
+    body: CustomerCreate, auth: InternalWrite, session: TenantSession, response: Response
+) -> CustomerModel:
+    customer, created = await service.create_from_upstream(session, auth, body)
+    if not created:
+        response.status_code = 200
+    return _with_etag(response, customer)
+
+
+@internal_router.get(
+    "/by-external-id/{external_id}",
+    response_model=Customer,
+    summary="Find a customer by the upstream service's id",
+)
+async def get_by_external_id(
+    external_id: str, auth: CustomersRead, session: TenantSession, response: Response
+) -> CustomerModel:
+    customer = await service.by_external_id(session, auth, external_id)
+    if customer is None:
+        raise NotFound("No customer has this external_id")
+    return _with_etag(response, customer)

@@ -6,7 +6,7 @@ from enum import StrEnum
 from typing import Any
 
 import orjson
-from pydantic import EmailStr, Field, field_validator
+from pydantic import AwareDatetime, EmailStr, Field, field_validator
 
 from custos.kit.schemas import Schema
 
@@ -157,3 +157,29 @@ class TimelineEntry(Schema):
     changes: dict[str, Any] | None = None
     note_id: str | None = None
     body: str | None = None
+
+
+class Statistics(Schema):
+    order_count: int
+    total_order_value: Decimal
+    currency: str | None
+    complaint_count: int
+    last_order_at: datetime | None
+
+
+class StatisticsIncrement(Schema):
+    """What an order or complaint service reports. `increment_id` makes it idempotent: the
+    same id applied twice counts once."""
+
+    increment_id: str = Field(min_length=1, max_length=128, examples=["order-10042"])
+    orders: int = Field(0, ge=0, le=10_000)
+    order_value: Decimal = Field(
+        Decimal("0"), ge=Decimal("-1000000000"), le=Decimal("1000000000"), decimal_places=2
+    )
+    currency: str | None = Field(None, pattern=r"^[A-Z]{3}$", examples=["EUR"])
+    complaints: int = Field(0, ge=0, le=10_000)
+    last_order_at: AwareDatetime | None = None
+
+
+class StatisticsResult(Statistics):
+    applied: bool = Field(description="False when this increment_id was applied before")

@@ -238,3 +238,26 @@ async def restore(session: AsyncSession, actor: Principal, customer_id: str) -> 
     await _flush(session)
     audit.record(session, actor, "customer.restored", "customer", customer.id)
     return customer
+
+
+async def create_from_upstream(
+    session: AsyncSession, actor: Principal, body: CustomerCreate
+) -> tuple[Customer, bool]:
+    """Idempotent on external_id: an upstream service may send the same person again."""
+    if not body.external_id:
+        raise InvalidInput(
+            "external_id is required here",
+            errors=[{"loc": ["body", "external_id"], "msg": "required"}],
+        )
+    existing = await by_external_id(session, actor, body.external_id)
+    if existing is not None:
+        return existing, False
+    return await create(session, actor, body), True
+
+
+async def by_external_id(
+    session: AsyncSession, actor: Principal, external_id: str
+) -> Customer | None:
+    repo = CustomerRepository(session, actor.tenant_id)
+    owner = await repo.external_id_owner(external_id)
+    return await repo.get(owner) if owner else None

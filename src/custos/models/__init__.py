@@ -6,6 +6,7 @@ from custos.models.auth_session import AuthSession, RefreshToken
 from custos.models.base import Base, TenantOwned
 from custos.models.customer import Customer
 from custos.models.customer_note import CustomerNote
+from custos.models.customer_stat_increment import CustomerStatIncrement
 from custos.models.tenant import Tenant, TenantPlan, TenantStatus
 from custos.models.user import User
 
@@ -17,6 +18,7 @@ __all__ = [
     "Base",
     "Customer",
     "CustomerNote",
+    "CustomerStatIncrement",
     "RefreshToken",
     "Tenant",
     "TenantOwned",
