@@ -44,6 +44,8 @@ ROUTE_POLICY: dict[tuple[str, str], str] = {
     ("DELETE", "/api/v1/customers/{customer_id}/notes/{note_id}"): "customers:write",
     ("GET", "/api/v1/customers/{customer_id}/timeline"): "customers:read",
     ("GET", "/api/v1/customers/{customer_id}/statistics"): "customers:read",
+    ("GET", "/api/v1/customers/me"): "self:read",
+    ("PATCH", "/api/v1/customers/me"): "self:write",
     ("PATCH", "/api/v1/internal/customers/{customer_id}/statistics"): "internal:write",
     ("POST", "/api/v1/internal/customers"): "internal:write",
     ("GET", "/api/v1/internal/customers/by-external-id/{external_id}"): "customers:read",

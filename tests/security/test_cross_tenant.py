@@ -32,8 +32,12 @@ TENANT_ROUTES = sorted(
 )
 LISTS = sorted(
     path
-    for method, path in ROUTE_POLICY
-    if method == "GET" and path.startswith("/api/v1/") and "{" not in path
+    for (method, path), policy in ROUTE_POLICY.items()
+    # Self-service routes show the caller's own record, not a list; admins cannot call them.
+    if method == "GET"
+    and path.startswith("/api/v1/")
+    and "{" not in path
+    and not policy.startswith("self:")
 )
 
 

@@ -110,10 +110,17 @@ class TestGrantRules:
         assert response.status_code == 403
         viewer = await client.post(
             "/api/v1/users",
-            json={"email": "y@example.com", "password": "long-enough-secret", "role": "customer"},
+            json={"email": "y@example.com", "password": "long-enough-secret", "role": "viewer"},
             headers=bearer(key),
         )
-        assert viewer.status_code == 403  # the customer role's self:* scopes are not held
+        assert viewer.status_code == 403  # a viewer reads customers, which this key cannot
+        # The customer role reaches only its own record: granting it widens nobody's access.
+        customer = await client.post(
+            "/api/v1/users",
+            json={"email": "z@example.com", "password": "long-enough-secret", "role": "customer"},
+            headers=bearer(key),
+        )
+        assert customer.status_code == 201
 
     async def test_lower_roles_cannot_manage_users(
         self, client: httpx.AsyncClient, factory: Factory

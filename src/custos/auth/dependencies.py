@@ -94,6 +94,8 @@ PlatformSession = Annotated[AsyncSession, Depends(platform_session, scope="funct
 
 CustomersRead = Annotated[Principal, Depends(require_scopes("customers:read"))]
 CustomersWrite = Annotated[Principal, Depends(require_scopes("customers:write"))]
+SelfRead = Annotated[Principal, Depends(require_scopes("self:read"))]
+SelfWrite = Annotated[Principal, Depends(require_scopes("self:write"))]
 InternalWrite = Annotated[Principal, Depends(require_scopes("internal:write"))]
 UsersRead = Annotated[Principal, Depends(require_scopes("users:read"))]
 UsersWrite = Annotated[Principal, Depends(require_scopes("users:write"))]

@@ -9,6 +9,8 @@ from custos.auth.dependencies import (
     CustomersRead,
     CustomersWrite,
     InternalWrite,
+    SelfRead,
+    SelfWrite,
     TenantSession,
 )
 from custos.customer import notes, service, statistics
@@ -17,6 +19,7 @@ from custos.customer.schemas import (
     Customer,
     CustomerCreate,
     CustomerPatch,
+    CustomerSelfPatch,
     CustomerStatus,
     CustomerType,
     Note,
@@ -105,6 +108,26 @@ async def list_customers(
     return Page[Customer](
         items=[Customer.model_validate(c) for c in items], next_cursor=next_cursor
     )
+
+
+# Declared before /{customer_id}, so "me" is never taken for an id.
+@router.get("/me", response_model=Customer, summary="My own record (customer-role users)")
+async def get_me(auth: SelfRead, session: TenantSession, response: Response) -> CustomerModel:
+    return _with_etag(response, await service.own_record(session, auth))
+
+
+@router.patch("/me", response_model=Customer, summary="Change my own record")
+async def patch_me(
+    body: CustomerSelfPatch,
+    auth: SelfWrite,
+    session: TenantSession,
+    response: Response,
+    if_match: IfMatch = None,
+) -> CustomerModel:
+    own = await service.own_record(session, auth)
+    patch = CustomerPatch.model_validate(body.model_dump(exclude_unset=True))
+    customer = await service.patch(session, auth, own.id, patch, if_match)
+    return _with_etag(response, customer)
 
 
 @router.get("/{customer_id}", response_model=Customer, summary="Get a customer (with its ETag)")

@@ -183,3 +183,12 @@ class StatisticsIncrement(Schema):
 
 class StatisticsResult(Statistics):
     applied: bool = Field(description="False when this increment_id was applied before")
+
+
+class CustomerSelfPatch(Schema):
+    """What a customer may change on their own record (merge patch)."""
+
+    full_name: str | None = Field(None, min_length=1, max_length=200)
+    phone: str | None = Field(None, min_length=1, max_length=40)
+    company: str | None = Field(None, max_length=200)
+    address: Address | None = None

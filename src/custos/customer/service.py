@@ -261,3 +261,10 @@ async def by_external_id(
     repo = CustomerRepository(session, actor.tenant_id)
     owner = await repo.external_id_owner(external_id)
     return await repo.get(owner) if owner else None
+
+
+async def own_record(session: AsyncSession, actor: Principal) -> Customer:
+    """The record a `customer`-role user is linked to."""
+    if actor.customer_id is None:
+        raise NotFound("No customer record is linked to this account")
+    return await get(session, actor, actor.customer_id)

@@ -10,6 +10,7 @@ from custos.auth.cache import invalidate_after_commit
 from custos.auth.principal import Principal
 from custos.auth.repository import CredentialRepository
 from custos.auth.scopes import scopes_for
+from custos.customer.repository import CustomerRepository
 from custos.exceptions import Conflict, Forbidden, InvalidInput, NotFound
 from custos.kit.ids import new_id
 from custos.kit.time import utcnow
@@ -23,7 +24,10 @@ def ensure_can_grant(actor: Principal | None, role: str, *, platform_admin: bool
     """Nobody hands out a role (or scopes) wider than what they hold themselves."""
     if actor is None or actor.is_platform_admin:  # the CLI or a platform operator
         return
-    wanted = scopes_for(role, platform_admin=platform_admin)
+    # self:* scopes reach only the grantee's own record, so they widen nobody's access.
+    wanted = {
+        s for s in scopes_for(role, platform_admin=platform_admin) if not s.startswith("self:")
+    }
     beyond = sorted(wanted - actor.scopes)
     if beyond:
         raise Forbidden(f"You cannot grant the role {role!r}: it holds scopes you do not hold")
@@ -44,6 +48,7 @@ async def create(
     repo = UserRepository(session, tenant_id)
     if await repo.email_taken(body.email):
         raise Conflict("A user with this email already exists in this tenant")
+    await _ensure_customer_exists(session, tenant_id, body.customer_id)
     password_hash = await to_thread.run_sync(runtime.passwords.hash, body.password)
     user = User(
         id=new_id("usr"),
@@ -102,6 +107,8 @@ async def update(
         "is_active": user.is_active,
         "customer_id": user.customer_id,
     }
+    if changes.get("customer_id"):
+        await _ensure_customer_exists(session, actor.tenant_id, changes["customer_id"])
     password = changes.pop("password", None)
     for name, value in changes.items():
         setattr(user, name, value)
@@ -127,3 +134,13 @@ async def delete(runtime: Runtime, session: AsyncSession, actor: Principal, user
     await session.flush()
     audit.record(session, actor, "user.deleted", "user", user.id)
     invalidate_after_commit(runtime.credentials, session, {f"user:{user.id}"})
+
+
+async def _ensure_customer_exists(
+    session: AsyncSession, tenant_id: str, customer_id: str | None
+) -> None:
+    if customer_id and await CustomerRepository(session, tenant_id).get(customer_id) is None:
+        raise InvalidInput(
+            "No such customer in this tenant",
+            errors=[{"loc": ["body", "customer_id"], "msg": "no such customer"}],
+        )
