@@ -3,6 +3,7 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Header, Query, Response
+from fastapi.responses import JSONResponse
 from pydantic import AwareDatetime
 
 from custos.auth.dependencies import (
@@ -30,6 +31,7 @@ from custos.customer.schemas import (
     TimelineEntry,
 )
 from custos.exceptions import InvalidInput, NotFound
+from custos.kit.idempotency import Idempotency, IdempotencyKeyHeader, fingerprint
 from custos.kit.pagination import Cursor, Limit, Page, keyset_page
 from custos.kit.routing import CustosRoute
 from custos.models import Customer as CustomerModel
@@ -54,11 +56,24 @@ def _with_etag(response: Response, customer: CustomerModel) -> CustomerModel:
 
 @router.post("", response_model=Customer, status_code=201, summary="Create a customer")
 async def create_customer(
-    body: CustomerCreate, auth: CustomersWrite, session: TenantSession, response: Response
-) -> CustomerModel:
+    body: CustomerCreate,
+    auth: CustomersWrite,
+    session: TenantSession,
+    idempotency_key: IdempotencyKeyHeader = None,
+) -> Response:
+    idempotency = None
+    if idempotency_key:
+        request_fingerprint = fingerprint("POST", "/customers", body.model_dump(mode="json"))
+        idempotency = Idempotency(session, auth, idempotency_key, request_fingerprint)
+        stored = await idempotency.replay()
+        if stored is not None:
+            return JSONResponse(stored.response, stored.status_code, headers=stored.headers)
     customer = await service.create(session, auth, body)
-    response.headers["Location"] = f"/api/v1/customers/{customer.id}"
-    return _with_etag(response, customer)
+    content = Customer.model_validate(customer).model_dump(mode="json")
+    headers = {"ETag": service.etag(customer), "Location": f"/api/v1/customers/{customer.id}"}
+    if idempotency is not None:
+        await idempotency.remember(201, content, headers)
+    return JSONResponse(content, 201, headers=headers)
 
 
 @router.get("", response_model=Page[Customer], summary="List customers, newest first")

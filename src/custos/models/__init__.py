@@ -7,6 +7,7 @@ from custos.models.base import Base, TenantOwned
 from custos.models.customer import Customer
 from custos.models.customer_note import CustomerNote
 from custos.models.customer_stat_increment import CustomerStatIncrement
+from custos.models.idempotency_key import IdempotencyKey
 from custos.models.tenant import Tenant, TenantPlan, TenantStatus
 from custos.models.user import User
 
@@ -19,6 +20,7 @@ __all__ = [
     "Customer",
     "CustomerNote",
     "CustomerStatIncrement",
+    "IdempotencyKey",
     "RefreshToken",
     "Tenant",
     "TenantOwned",
