@@ -87,6 +87,10 @@ async def list_customers(
     ] = None,
     status: CustomerStatus | None = None,
     customer_type: CustomerType | None = None,
+    q: Annotated[
+        str | None,
+        Query(min_length=1, max_length=200, description="Name, email, company or phone, partial"),
+    ] = None,
     tag: Annotated[str | None, Query(max_length=50)] = None,
     company: Annotated[str | None, Query(max_length=200)] = None,
     is_active: bool | None = None,
@@ -109,6 +113,7 @@ async def list_customers(
         updated_since=updated_since,
         include_deleted=include_deleted,
         tag=tag,
+        q=q,
     )
     if skip is not None:
         if cursor is not None:

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import re
 from datetime import datetime
 
 import sqlalchemy as sa
@@ -7,6 +8,18 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from custos.models import Customer
+
+_PHONE_LIKE = re.compile(r"^[\d\s().+\-]+$")
+
+
+def search_term(q: str) -> str:
+    """A query that looks like a phone number is matched on its digits alone."""
+    q = q.strip().lower()
+    if _PHONE_LIKE.match(q):
+        only_digits = "".join(ch for ch in q if ch.isdigit())
+        if len(only_digits) >= 4:
+            return only_digits.lstrip("0") or only_digits
+    return q
 
 
 class CustomerRepository:
@@ -48,8 +61,11 @@ class CustomerRepository:
         updated_since: datetime | None = None,
         include_deleted: bool = False,
         tag: str | None = None,
+        q: str | None = None,
     ) -> sa.Select[tuple[Customer]]:
         stmt = self._scoped()
+        if q:
+            stmt = stmt.where(Customer.search_text.contains(search_term(q), autoescape=True))
         if tag:
             stmt = stmt.where(self._has_tag(tag))
         if not include_deleted:

@@ -78,6 +78,18 @@ async def _flush(session: AsyncSession) -> None:
         raise Conflict("Another customer already has this email or external_id") from None
 
 
+def search_text(customer: Customer) -> str:
+    """What `?q=` matches: name, email and company lower-cased, and the phone's digits (as
+    given and in E.164), so any way of writing the number finds it."""
+    phones = " ".join(digits(p) for p in (customer.phone, customer.phone_e164) if p)
+    parts = (customer.full_name, customer.email, customer.company, phones)
+    return " ".join(p for p in parts if p).lower()
+
+
+def digits(value: str) -> str:
+    return "".join(ch for ch in value if ch.isdigit())
+
+
 def _snapshot(customer: Customer) -> dict[str, Any]:
     return {name: getattr(customer, name) for name in AUDITED}
 
@@ -100,6 +112,7 @@ async def create(session: AsyncSession, actor: Principal, body: CustomerCreate) 
         version=1,
     )
     _apply_phone(customer, body.phone, await _phone_policy(session, actor.tenant_id))
+    customer.search_text = search_text(customer)
     session.add(customer)
     await _flush(session)
     audit.record(
@@ -203,6 +216,7 @@ async def _change(
         _apply_phone(customer, values.pop("phone"), await _phone_policy(session, actor.tenant_id))
     for name, value in values.items():
         setattr(customer, name, value)
+    customer.search_text = search_text(customer)
     customer.version += 1
     await _flush(session)
     changes = audit.changed_fields(before, _snapshot(customer))

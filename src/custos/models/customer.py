@@ -57,5 +57,8 @@ class Customer(TenantOwned, Timestamped, Base):
     complaint_count: Mapped[int] = mapped_column(sa.Integer, nullable=False, default=0)
     last_order_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     deleted_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Lower-cased name, email, company and phone digits: what `?q=` searches (trigram-indexed
+    # on PostgreSQL).
+    search_text: Mapped[str] = mapped_column(sa.Text, nullable=False, default="")
     # Bumped on every change; the ETag is derived from it.
     version: Mapped[int] = mapped_column(sa.Integer, nullable=False, default=1)
