@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Query, Response
 from fastapi.responses import JSONResponse
@@ -14,7 +14,7 @@ from custos.auth.dependencies import (
     SelfWrite,
     TenantSession,
 )
-from custos.customer import notes, service, statistics
+from custos.customer import analytics, notes, service, statistics
 from custos.customer.repository import CustomerRepository
 from custos.customer.schemas import (
     Customer,
@@ -127,6 +127,19 @@ async def list_customers(
     )
     return Page[Customer](
         items=[Customer.model_validate(c) for c in items], next_cursor=next_cursor
+    )
+
+
+@router.get("/analytics", summary="Counts, growth, top customers and data quality")
+async def customer_analytics(
+    auth: CustomersRead,
+    session: TenantSession,
+    inactive_days: Annotated[int, Query(ge=1, le=3650)] = 90,
+    weeks: Annotated[int, Query(ge=1, le=104)] = 12,
+    months: Annotated[int, Query(ge=1, le=36)] = 12,
+) -> dict[str, Any]:
+    return await analytics.compute(
+        session, auth.tenant_id, inactive_days=inactive_days, weeks=weeks, months=months
     )
 
 
