@@ -46,6 +46,7 @@ ROUTE_POLICY: dict[tuple[str, str], str] = {
     ("GET", "/api/v1/customers/{customer_id}/statistics"): "customers:read",
     ("GET", "/api/v1/customers/me"): "self:read",
     ("GET", "/api/v1/customers/analytics"): "customers:read",
+    ("POST", "/api/v1/customers/batch"): "customers:write",
     ("PATCH", "/api/v1/customers/me"): "self:write",
     ("PATCH", "/api/v1/internal/customers/{customer_id}/statistics"): "internal:write",
     ("POST", "/api/v1/internal/customers"): "internal:write",

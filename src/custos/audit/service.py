@@ -66,6 +66,15 @@ def record(
     on_before_commit(session, "audit", _write_pending)
 
 
+def pending_count(session: AsyncSession) -> int:
+    return len(session.info.get(_PENDING, []))
+
+
+def discard_after(session: AsyncSession, count: int) -> None:
+    """Forget entries queued after `count`: their savepoint was rolled back."""
+    del session.info.get(_PENDING, [])[count:]
+
+
 async def _write_pending(session: AsyncSession) -> None:
     pending: list[AuditLog] = session.info.pop(_PENDING, [])
     by_tenant: dict[str, list[AuditLog]] = {}

@@ -14,10 +14,12 @@ from custos.auth.dependencies import (
     SelfWrite,
     TenantSession,
 )
-from custos.customer import analytics, notes, service, statistics
+from custos.customer import analytics, batch, notes, service, statistics
 from custos.customer.repository import CustomerRepository
 from custos.customer.schemas import (
+    BatchResult,
     Customer,
+    CustomerBatch,
     CustomerCreate,
     CustomerPatch,
     CustomerSelfPatch,
@@ -128,6 +130,22 @@ async def list_customers(
     return Page[Customer](
         items=[Customer.model_validate(c) for c in items], next_cursor=next_cursor
     )
+
+
+@router.post(
+    "/batch",
+    response_model=BatchResult,
+    summary="Create or upsert up to 1,000 customers; errors reported by item index",
+)
+async def batch_customers(
+    body: CustomerBatch,
+    auth: CustomersWrite,
+    session: TenantSession,
+    atomic: Annotated[
+        bool, Query(description="All or nothing: any invalid item writes nothing (422)")
+    ] = False,
+) -> BatchResult:
+    return await batch.run(session, auth, body, atomic=atomic)
 
 
 @router.get("/analytics", summary="Counts, growth, top customers and data quality")

@@ -192,3 +192,28 @@ class CustomerSelfPatch(Schema):
     phone: str | None = Field(None, min_length=1, max_length=40)
     company: str | None = Field(None, max_length=200)
     address: Address | None = None
+
+
+class BatchMode(StrEnum):
+    create = "create"
+    upsert = "upsert"
+
+
+class CustomerBatch(Schema):
+    mode: BatchMode = BatchMode.create
+    # Items are validated one by one, so one bad item is reported by its index.
+    items: list[dict[str, Any]] = Field(min_length=1, max_length=1000)
+
+
+class BatchItemResult(Schema):
+    index: int
+    status: str = Field(description="created, updated or error")
+    id: str | None = None
+    errors: list[dict[str, Any]] | None = None
+
+
+class BatchResult(Schema):
+    created: int
+    updated: int
+    failed: int
+    results: list[BatchItemResult]
