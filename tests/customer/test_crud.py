@@ -291,3 +291,30 @@ class TestSeedEraPaths:
         schema = (await client.get("/openapi.json")).json()
         assert "/api/v1/customers" in schema["paths"]
         assert not [p for p in schema["paths"] if p.startswith("/api/customers")]
+
+
+class TestSort:
+    async def test_sort_by_fields_with_paging_and_unknown_fields_refused(
+        self, client: httpx.AsyncClient, tenant: TenantHandle
+    ) -> None:
+        headers = bearer(tenant.admin_key)
+        for name, company in (("Cara", "Beta"), ("Abe", "Alpha"), ("Bea", None), ("Dan", "Alpha")):
+            await _create(client, tenant, full_name=name, company=company)
+        by_name = await client.get(BASE, params={"sort": "full_name"}, headers=headers)
+        assert [c["full_name"] for c in by_name.json()["items"]] == ["Abe", "Bea", "Cara", "Dan"]
+        combined = await client.get(
+            BASE, params={"sort": "company,-full_name", "limit": 2}, headers=headers
+        )
+        page = combined.json()
+        assert [c["full_name"] for c in page["items"]] == ["Dan", "Abe"]
+        rest = await client.get(
+            BASE,
+            params={"sort": "company,-full_name", "limit": 2, "cursor": page["next_cursor"]},
+            headers=headers,
+        )
+        # Nulls sort last whichever the direction.
+        assert [c["full_name"] for c in rest.json()["items"]] == ["Cara", "Bea"]
+        assert rest.json()["next_cursor"] is None
+        unknown = await client.get(BASE, params={"sort": "password_hash"}, headers=headers)
+        assert unknown.status_code == 422
+        assert unknown.json()["errors"][0]["loc"] == ["query", "sort"]

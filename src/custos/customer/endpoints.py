@@ -15,7 +15,7 @@ from custos.auth.dependencies import (
     TenantSession,
 )
 from custos.customer import analytics, batch, notes, service, statistics
-from custos.customer.repository import CustomerRepository
+from custos.customer.repository import CustomerRepository, parse_sort
 from custos.customer.schemas import (
     BatchResult,
     Customer,
@@ -34,7 +34,14 @@ from custos.customer.schemas import (
 )
 from custos.exceptions import InvalidInput, NotFound
 from custos.kit.idempotency import Idempotency, IdempotencyKeyHeader, fingerprint
-from custos.kit.pagination import Cursor, Limit, Page, keyset_page
+from custos.kit.pagination import (
+    Cursor,
+    Limit,
+    Page,
+    decode_cursor,
+    encode_cursor,
+    keyset_page,
+)
 from custos.kit.routing import CustosRoute
 from custos.models import Customer as CustomerModel
 from custos.models import CustomerNote
@@ -49,6 +56,15 @@ IfMatch = Annotated[
     str | None,
     Header(max_length=200, description="The ETag you read; a stale one gets 412"),
 ]
+
+
+def _offset(cursor: str | None) -> int:
+    if cursor is None:
+        return 0
+    offset = decode_cursor(cursor).get("offset")
+    if not isinstance(offset, int) or offset < 0:
+        raise InvalidInput("The cursor is not valid for a sorted list")
+    return offset
 
 
 def _with_etag(response: Response, customer: CustomerModel) -> CustomerModel:
@@ -89,6 +105,10 @@ async def list_customers(
     ] = None,
     status: CustomerStatus | None = None,
     customer_type: CustomerType | None = None,
+    sort: Annotated[
+        str | None,
+        Query(max_length=200, description="Fields, comma-separated; `-` for descending"),
+    ] = None,
     q: Annotated[
         str | None,
         Query(min_length=1, max_length=200, description="Name, email, company or phone, partial"),
@@ -117,13 +137,22 @@ async def list_customers(
         tag=tag,
         q=q,
     )
-    if skip is not None:
-        if cursor is not None:
-            raise InvalidInput("Use either `cursor` or `skip`, not both")
-        rows = await session.execute(
-            stmt.order_by(CustomerModel.id.desc()).offset(skip).limit(limit)
+    if skip is not None and cursor is not None:
+        raise InvalidInput("Use either `cursor` or `skip`, not both")
+    if skip is not None or sort is not None:
+        # Offset pages: a custom order, or seed-era clients. The cursor carries the offset.
+        order = parse_sort(sort) if sort else [CustomerModel.id.desc()]
+        offset = skip if skip is not None else _offset(cursor)
+        rows = (
+            (await session.execute(stmt.order_by(*order).offset(offset).limit(limit + 1)))
+            .scalars()
+            .all()
         )
-        return Page[Customer](items=[Customer.model_validate(c) for c in rows.scalars()])
+        more = len(rows) > limit
+        return Page[Customer](
+            items=[Customer.model_validate(c) for c in rows[:limit]],
+            next_cursor=encode_cursor({"offset": offset + limit}) if more else None,
+        )
     items, next_cursor = await keyset_page(
         session, stmt, CustomerModel.id, limit=limit, cursor=cursor
     )

@@ -2,11 +2,13 @@ from __future__ import annotations
 
 import re
 from datetime import datetime
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from custos.exceptions import InvalidInput
 from custos.models import Customer
 
 _PHONE_LIKE = re.compile(r"^[\d\s().+\-]+$")
@@ -20,6 +22,35 @@ def search_term(q: str) -> str:
         if len(only_digits) >= 4:
             return only_digits.lstrip("0") or only_digits
     return q
+
+
+SORTABLE = {
+    "created_at": Customer.created_at,
+    "updated_at": Customer.updated_at,
+    "full_name": Customer.full_name,
+    "email": Customer.email,
+    "company": Customer.company,
+    "total_order_value": Customer.total_order_value,
+    "order_count": Customer.order_count,
+    "last_order_at": Customer.last_order_at,
+}
+
+
+def parse_sort(sort: str) -> list[sa.UnaryExpression[Any]]:
+    """`full_name,-created_at` -> ORDER BY terms, the id last so the order is total."""
+    terms = []
+    for part in (p.strip() for p in sort.split(",")):
+        name = part.removeprefix("-")
+        column = SORTABLE.get(name)
+        if column is None:
+            raise InvalidInput(
+                f"Cannot sort by {name!r}; sortable: {', '.join(sorted(SORTABLE))}",
+                errors=[{"loc": ["query", "sort"], "msg": f"unknown field {name!r}"}],
+            )
+        terms.append(
+            column.desc().nulls_last() if part.startswith("-") else column.asc().nulls_last()
+        )
+    return [*terms, Customer.id.desc()]
 
 
 class CustomerRepository:
