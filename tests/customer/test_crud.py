@@ -318,3 +318,25 @@ class TestSort:
         unknown = await client.get(BASE, params={"sort": "password_hash"}, headers=headers)
         assert unknown.status_code == 422
         assert unknown.json()["errors"][0]["loc"] == ["query", "sort"]
+
+
+class TestRaces:
+    async def test_concurrent_creates_with_one_email_make_one_record(
+        self, raw_client: httpx.AsyncClient, client: httpx.AsyncClient, tenant: TenantHandle
+    ) -> None:
+        import asyncio
+
+        responses = await asyncio.gather(
+            *(
+                raw_client.post(
+                    BASE,
+                    json={"full_name": f"Racer {n}", "email": "race@example.com"},
+                    headers=bearer(tenant.admin_key),
+                )
+                for n in range(8)
+            )
+        )
+        statuses = sorted(r.status_code for r in responses)
+        assert statuses == [201] + [409] * 7
+        listed = await client.get(BASE, headers=bearer(tenant.admin_key))
+        assert [c["email"] for c in listed.json()["items"]] == ["race@example.com"]
