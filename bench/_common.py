@@ -23,6 +23,7 @@ import urllib.request
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
+from pathlib import Path
 from types import FrameType
 from typing import IO, Any
 
@@ -249,6 +250,58 @@ def _kill_group(pgid: int) -> None:
     """SIGKILL what is left of a process group that one of our servers leads."""
     with suppress(ProcessLookupError, PermissionError):
         os.killpg(pgid, signal.SIGKILL)
+
+
+def process_tree_cpu_seconds(root: int) -> float | None:
+    """User + system CPU time of `root` and all its descendants, from /proc (Linux); None
+    where /proc is not there. A server's CPU per request is steadier than its requests/s
+    on a machine others are using too."""
+    proc = Path("/proc")
+    if not (proc / str(root) / "stat").exists():
+        return None
+    parents: dict[int, int] = {}
+    ticks: dict[int, int] = {}
+    for entry in proc.iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue  # gone meanwhile
+        # After the command name in parentheses: state, ppid, ... utime (14th), stime (15th).
+        fields = stat[stat.rindex(")") + 2 :].split()
+        pid = int(entry.name)
+        parents[pid] = int(fields[1])
+        ticks[pid] = int(fields[11]) + int(fields[12])
+    tree = {root}
+    grew = True
+    while grew:
+        grew = False
+        for pid, parent in parents.items():
+            if parent in tree and pid not in tree:
+                tree.add(pid)
+                grew = True
+    return sum(ticks.get(pid, 0) for pid in tree) / os.sysconf("SC_CLK_TCK")
+
+
+def wait_until_idle(
+    pid: int, *, quiet_seconds: float = 1.0, max_cpu_share: float = 0.05, timeout: float = 30.0
+) -> bool:
+    """Wait until `pid` and its descendants use less than `max_cpu_share` of one CPU over
+    `quiet_seconds`: a server whose workers are still importing and starting up answers its
+    first requests before all of them are ready. False if it never settled within `timeout`
+    (or /proc is not there, in which case this only waits `quiet_seconds`)."""
+    deadline = time.monotonic() + timeout
+    before = process_tree_cpu_seconds(pid)
+    while time.monotonic() < deadline:
+        time.sleep(quiet_seconds)
+        after = process_tree_cpu_seconds(pid)
+        if before is None or after is None:
+            return False
+        if after - before < max_cpu_share * quiet_seconds:
+            return True
+        before = after
+    return False
 
 
 # -- wrk -------------------------------------------------------------------------------------

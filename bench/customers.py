@@ -6,7 +6,8 @@ warm-up then a measured run, one target at a time):
 
 - GET /api/v1/customers/{id} with an API key, random existing ids;
 - POST /api/v1/customers, a unique email per request;
-- GET /api/v1/customers?limit=50 with filters (status and tag) over the seeded rows.
+- GET /api/v1/customers?limit=50 with filters (status and tag) over the seeded rows; for
+  information also a rare tag and, where the endpoint takes it, `?q=` search.
 
 Two baselines serve the same rows, each uvicorn with 2 workers, without authentication:
 
@@ -19,6 +20,10 @@ policy applies to them), and each request sets app.tenant_id with set_config(...
 inside its transaction and filters on tenant_id too. Their POSTs validate a Pydantic body
 and INSERT; unlike Custos they check no uniqueness first, parse no phone number and write
 no audit row.
+
+Besides wrk's figures, each target reports the server's CPU time per request (its processes
+only, so steadier than requests/s on a shared machine) and how many PostgreSQL sessions
+were opened during the run (connection pool churn).
 
 Targets (the figures are reported, not asserted): GET >= 1.5x the ORM baseline's
 requests/s and p95 < 50 ms; POST >= 1.0x the ORM baseline; filtered list p95 < 100 ms.
@@ -49,6 +54,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from functools import partial
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any, Literal
 
 import orjson
@@ -77,15 +83,18 @@ from _common import (
     exit_cleanly_on_sigterm,
     free_port,
     http_request,
+    process_tree_cpu_seconds,
     require_wrk,
     run_wrk,
     server_process,
     settings_env,
+    wait_until_idle,
     wrk_script,
 )
 from custos.api_key import service as key_service
 from custos.api_key.schemas import ApiKeyCreate
 from custos.config import Settings
+from custos.customer.service import search_text
 from custos.kit.ids import new_id
 from custos.kit.scratch import throwaway_database
 from custos.migrate import upgrade
@@ -118,12 +127,31 @@ TAG_SHARES = {
     "partner": 0.005,
 }
 ACTIVE_SHARE = 0.8
-# The list target (common tag), and a rarer tag shown for information.
-LISTS = {
-    "custos_list": ("active", "vip"),
-    "custos_list_rare": ("active", "partner"),
-}
 LIST_LIMIT = 50
+
+
+@dataclass(frozen=True)
+class ListTarget:
+    query: str  # after `?limit=50&`
+    matches: Callable[[dict[str, Any]], bool]  # which seeded rows it finds
+    needs: str | None = None  # a query parameter the endpoint must take, else skipped
+
+
+# The target (a common tag), then for information a rare tag and, where the endpoint has it,
+# `?q=` search for an email fragment that a handful of rows contain.
+SEARCH_TERM = "customer4242"
+LISTS = {
+    "custos_list": ListTarget(
+        "status=active&tag=vip", lambda row: row["status"] == "active" and "vip" in row["tags"]
+    ),
+    "custos_list_rare": ListTarget(
+        "status=active&tag=partner",
+        lambda row: row["status"] == "active" and "partner" in row["tags"],
+    ),
+    "custos_search": ListTarget(
+        f"q={SEARCH_TERM}", lambda row: SEARCH_TERM in (row["email"] or ""), needs="q"
+    ),
+}
 
 # The baselines' per-request tenant context: what Database.transaction() runs in Custos.
 SET_TENANT_SQL = "SELECT set_config('app.tenant_id', %s, true)"
@@ -507,50 +535,43 @@ _COMPANIES = ("Acme Ltd", "Globex", "Initech", "Umbrella", "Hooli", "Stark Indus
 _CITIES = (("London", "GB"), ("Paris", "FR"), ("Berlin", "DE"), ("Austin", "US"))
 
 
-def _seed_rows(
-    tenant_id: str, count: int, rng: random.Random
-) -> Iterator[tuple[tuple[Any, ...], str, list[str]]]:
-    """Rows in SEED_COLUMNS order, each with its status and tags."""
+def _seed_rows(tenant_id: str, count: int, rng: random.Random) -> Iterator[dict[str, Any]]:
+    """Every column of SEED_COLUMNS, as Python values."""
     now = datetime.now(UTC)
     for i in range(count):
-        tags = [tag for tag, share in TAG_SHARES.items() if rng.random() < share]
-        status = "active" if rng.random() < ACTIVE_SHARE else "inactive"
         business = rng.random() < 0.3
         city, country = rng.choice(_CITIES)
         created = now - timedelta(seconds=rng.randrange(365 * 86_400))
         phone = f"+1415{200 + i // 10_000:03d}{i % 10_000:04d}"
-        yield (
-            (
-                new_id("cus"),
-                tenant_id,
-                f"crm-{i:07d}" if i % 2 else None,
-                f"customer{i}@example.com",
-                f"{rng.choice(_FIRST)} {rng.choice(_LAST)}",
-                phone,
-                phone,
-                rng.choice(_COMPANIES) if business else None,
-                orjson.dumps(
-                    {"line1": f"{i} High Street", "city": city, "country": country}
-                ).decode()
-                if i % 2 == 0
-                else None,
-                "business" if business else "individual",
-                status,
-                orjson.dumps(tags).decode(),
-                orjson.dumps({"source": "import", "score": i % 100}).decode(),
-                0,
-                Decimal("0"),
-                None,
-                0,
-                None,
-                None,
-                1,
-                created,
-                created + timedelta(seconds=rng.randrange(86_400)),
-            ),
-            status,
-            tags,
-        )
+        address = {"line1": f"{i} High Street", "city": city, "country": country}
+        yield {
+            "id": new_id("cus"),
+            "tenant_id": tenant_id,
+            "external_id": f"crm-{i:07d}" if i % 2 else None,
+            "email": f"customer{i}@example.com",
+            "full_name": f"{rng.choice(_FIRST)} {rng.choice(_LAST)}",
+            "phone": phone,
+            "phone_e164": phone,
+            "company": rng.choice(_COMPANIES) if business else None,
+            "address": address if i % 2 == 0 else None,
+            "customer_type": "business" if business else "individual",
+            "status": "active" if rng.random() < ACTIVE_SHARE else "inactive",
+            "tags": [tag for tag, share in TAG_SHARES.items() if rng.random() < share],
+            "metadata": {"source": "import", "score": i % 100},
+            "order_count": 0,
+            "total_order_value": Decimal("0"),
+            "currency": None,
+            "complaint_count": 0,
+            "last_order_at": None,
+            "deleted_at": None,
+            "version": 1,
+            "created_at": created,
+            "updated_at": created + timedelta(seconds=rng.randrange(86_400)),
+        }
+
+
+def _copy_value(value: Any) -> Any:
+    return orjson.dumps(value).decode() if isinstance(value, dict | list) else value
 
 
 def seed(settings: Settings, count: int, workdir: Path) -> Seeded:
@@ -559,17 +580,25 @@ def seed(settings: Settings, count: int, workdir: Path) -> Seeded:
     dsn = plain_dsn(settings)
     ids: list[str] = []
     matches = dict.fromkeys(LISTS, 0)
-    copy_sql = f"COPY customers ({', '.join(SEED_COLUMNS)}) FROM STDIN"
     with psycopg.connect(dsn) as conn:
         # FORCE ROW LEVEL SECURITY holds the table's owner to the policy too (a superuser is
         # exempt anyway): the policy lets a session with app.bypass_rls on write any tenant.
         conn.execute("SELECT set_config('app.bypass_rls', 'on', false)")
+        columns = list(SEED_COLUMNS)
+        # What `?q=` searches, filled as the service fills it, where the schema has it.
+        search = _has_column(conn, "customers", "search_text")
+        if search:
+            columns.append("search_text")
+        copy_sql = f"COPY customers ({', '.join(columns)}) FROM STDIN"
         with conn.cursor() as cursor, cursor.copy(copy_sql) as copy:
-            for row, status, tags in _seed_rows(tenant_id, count, random.Random(20_261_122)):
-                copy.write_row(row)
-                ids.append(row[0])
-                for name, (want_status, want_tag) in LISTS.items():
-                    matches[name] += status == want_status and want_tag in tags
+            for row in _seed_rows(tenant_id, count, random.Random(20_261_122)):
+                values = [_copy_value(row[name]) for name in SEED_COLUMNS]
+                if search:
+                    values.append(search_text(SimpleNamespace(**row)))  # type: ignore[arg-type]
+                copy.write_row(values)
+                ids.append(row["id"])
+                for name, target in LISTS.items():
+                    matches[name] += target.matches(row)
         conn.commit()
     with psycopg.connect(dsn, autocommit=True) as conn:
         # Fresh statistics and visibility map, and no autovacuum of the seed mid-measurement.
@@ -585,6 +614,14 @@ def seed(settings: Settings, count: int, workdir: Path) -> Seeded:
         seconds=time.monotonic() - started,
         list_matches=matches,
     )
+
+
+def _has_column(conn: psycopg.Connection[Any], table: str, column: str) -> bool:
+    found = conn.execute(
+        "SELECT 1 FROM information_schema.columns WHERE table_name = %s AND column_name = %s",
+        (table, column),
+    ).fetchone()
+    return found is not None
 
 
 def plain_dsn(settings: Settings) -> str:
@@ -641,37 +678,79 @@ def post_lua(target: str) -> str:
 
 
 @dataclass(frozen=True)
+class Run:
+    wrk: WrkResult
+    db_sessions: int  # PostgreSQL sessions opened during the measured run (pool churn)
+    cpu_ms: float | None  # the server's CPU (supervisor and workers) per request
+
+    @property
+    def cpu_ms_text(self) -> str:
+        return "n/a" if self.cpu_ms is None else f"{self.cpu_ms:.2f}"
+
+
+def db_sessions(dsn: str) -> int:
+    """Sessions ever opened on the database, from the statistics collector."""
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        row = conn.execute(
+            "SELECT sessions FROM pg_stat_database WHERE datname = current_database()"
+        ).fetchone()
+    return int(row[0]) if row else 0
+
+
+@dataclass(frozen=True)
 class Load:
     wrk: str
+    dsn: str
     args: argparse.Namespace
 
     def run(
-        self, name: str, url: str, lua: Callable[[], str], headers: dict[str, str]
-    ) -> WrkResult:
+        self,
+        name: str,
+        server: Server,
+        path: str,
+        lua: Callable[[], str],
+        headers: dict[str, str],
+    ) -> Run:
         """A warm-up, then the measured run; each with its own script (POST emails differ)."""
-        result = None
-        for seconds in (self.args.warmup_seconds, self.args.seconds):
-            with wrk_script(lua()) as script:
-                result = run_wrk(
-                    self.wrk,
-                    script,
-                    url,
-                    seconds=seconds,
-                    connections=self.args.connections,
-                    threads=self.args.threads,
-                    headers=headers,
-                )
-            if result.status_errors or result.socket_errors or not result.requests:
-                raise BenchError(
-                    f"{name}: {result.status_errors} error responses and "
-                    f"{result.socket_errors} socket errors in {result.requests} requests"
-                )
-        assert result is not None
+        url = server.base_url + path
+        self._wrk(name, url, lua(), headers, self.args.warmup_seconds)
+        sessions_before = db_sessions(self.dsn)
+        cpu_before = process_tree_cpu_seconds(server.process.pid)
+        result = self._wrk(name, url, lua(), headers, self.args.seconds)
+        cpu_after = process_tree_cpu_seconds(server.process.pid)
+        time.sleep(0.5)  # a closed session reaches the statistics as its backend exits
+        # Less the session that read the count before, counted once it ended.
+        opened = max(0, db_sessions(self.dsn) - sessions_before - 1)
+        cpu_ms = None
+        if cpu_before is not None and cpu_after is not None:
+            cpu_ms = (cpu_after - cpu_before) * 1000 / result.requests
+        run = Run(result, opened, cpu_ms)
         print(
-            f"  {name:<18}{result.rps:>9.0f} req/s  p50 {result.p50_us / 1000:6.2f} ms  "
-            f"p95 {result.p95_us / 1000:6.2f} ms  p99 {result.p99_us / 1000:6.2f} ms",
+            f"  {name:<20}{result.rps:>7.0f} req/s  p50 {result.p50_us / 1000:6.2f} ms  "
+            f"p95 {result.p95_us / 1000:6.2f} ms  p99 {result.p99_us / 1000:6.2f} ms  "
+            f"server CPU {run.cpu_ms_text} ms/req  {opened} db sessions opened",
             flush=True,
         )
+        return run
+
+    def _wrk(
+        self, name: str, url: str, lua: str, headers: dict[str, str], seconds: float
+    ) -> WrkResult:
+        with wrk_script(lua) as script:
+            result = run_wrk(
+                self.wrk,
+                script,
+                url,
+                seconds=seconds,
+                connections=self.args.connections,
+                threads=self.args.threads,
+                headers=headers,
+            )
+        if result.status_errors or result.socket_errors or not result.requests:
+            raise BenchError(
+                f"{name}: {result.status_errors} error responses and "
+                f"{result.socket_errors} socket errors in {result.requests} requests"
+            )
         return result
 
 
@@ -728,37 +807,33 @@ def check_server(kind: str, server: Server, seeded: Seeded) -> dict[str, Any]:
     return dict(got)
 
 
-def check_list(server: Server, seeded: Seeded, query: str) -> None:
+def check_list(server: Server, seeded: Seeded, query: str, expected: int) -> None:
     headers = {"Authorization": f"Bearer {seeded.api_key}"}
     page = _json(*http_request("GET", server.base_url + query, headers=headers), "list", 200)
-    if len(page["items"]) != LIST_LIMIT:
-        raise BenchError(f"the list returned {len(page['items'])} items, not {LIST_LIMIT}")
+    if len(page["items"]) != min(expected, LIST_LIMIT):
+        raise BenchError(f"the list returned {len(page['items'])} items, expected {expected}")
 
 
-def q_search_note(server: Server) -> str:
-    """Whether the list endpoint takes ?q= (read from the OpenAPI schema, not assumed)."""
+def list_parameters(server: Server) -> set[str]:
+    """The query parameters GET /api/v1/customers takes, read from the OpenAPI schema."""
     status, body = http_request("GET", server.base_url + "/openapi.json")
-    params: set[str] = set()
-    if status == 200:
-        operation = json.loads(body).get("paths", {}).get(CUSTOS_PATH, {}).get("get", {})
-        params = {p.get("name") for p in operation.get("parameters", [])}
-    if "q" in params:
-        return "q text search: not measured by this benchmark (the list endpoint takes ?q=)"
-    return (
-        f"q text search: not measured, because it does not exist yet "
-        f"(GET {CUSTOS_PATH} has no q parameter)"
-    )
+    if status != 200:
+        raise BenchError(f"GET /openapi.json answered {status}")
+    operation = json.loads(body).get("paths", {}).get(CUSTOS_PATH, {}).get("get", {})
+    return {p.get("name") for p in operation.get("parameters", [])}
 
 
-def list_query(status: str, tag: str) -> str:
-    return f"{CUSTOS_PATH}?limit={LIST_LIMIT}&status={status}&tag={tag}"
+def list_query(target: ListTarget) -> str:
+    return f"{CUSTOS_PATH}?limit={LIST_LIMIT}&{target.query}"
 
 
 @dataclass
 class Measured:
-    results: dict[str, WrkResult]
+    results: dict[str, Run]
     bodies: dict[str, dict[str, Any]]
-    q_note: str
+    skipped: dict[str, str]  # list targets the endpoint cannot serve, and why
+    load_before: float
+    load_after: float
 
 
 def measure(
@@ -766,45 +841,62 @@ def measure(
 ) -> Measured:
     """All reads first, then all writes, one server up at a time: a server's idle pool and
     the rows one target inserts never weigh on another target's read figures."""
-    load = Load(require_wrk(), args)
-    results: dict[str, WrkResult] = {}
-    bodies: dict[str, dict[str, Any]] = {}
-    q_note = ""
-    auth = {"Authorization": f"Bearer {seeded.api_key}"}
-    json_headers = {"Content-Type": "application/json"}
+    load = Load(require_wrk(), plain_dsn(settings), args)
+    measured = Measured({}, {}, {}, os.getloadavg()[0], 0.0)
     for phase in ("GET", "POST"):
         for kind in SERVERS:
-            headers = auth if kind == "custos" else {}
-            path = CUSTOS_PATH if kind == "custos" else BASELINE_PATH
             with _started(settings, seeded, workdir, kind) as server:
-                if phase == "GET":
-                    bodies[kind] = check_server(kind, server, seeded)
-                    results[f"{kind}_get"] = load.run(
-                        f"{kind} GET",
-                        server.base_url + path + "/",  # the Lua script adds the id
-                        partial(get_lua, path, seeded.ids_file),
-                        headers,
-                    )
-                    if kind == "custos":
-                        q_note = q_search_note(server)
-                        for name, (status, tag) in LISTS.items():
-                            query = list_query(status, tag)
-                            check_list(server, seeded, query)
-                            results[name] = load.run(
-                                f"custos list {tag}",
-                                server.base_url + query,
-                                lambda: "",  # no Lua hooks: the same URL every time
-                                headers,
-                            )
-                else:
-                    results[f"{kind}_post"] = load.run(
-                        f"{kind} POST",
-                        server.base_url + path,
-                        partial(post_lua, kind),
-                        {**headers, **json_headers},
-                    )
-    _same_fields(bodies)
-    return Measured(results, bodies, q_note)
+                # /health answered, but the other worker may still be starting up.
+                if not wait_until_idle(server.process.pid):
+                    print(f"  note: the {kind} server never went idle after starting", flush=True)
+                try:
+                    _drive(load, measured, seeded, kind, phase, server)
+                except BenchError as exc:
+                    raise BenchError(f"{exc}\n{kind} server log:\n{server.log_tail()}") from None
+    _same_fields(measured.bodies)
+    measured.load_after = os.getloadavg()[0]
+    return measured
+
+
+def _drive(
+    load: Load, measured: Measured, seeded: Seeded, kind: str, phase: str, server: Server
+) -> None:
+    headers = {"Authorization": f"Bearer {seeded.api_key}"} if kind == "custos" else {}
+    path = CUSTOS_PATH if kind == "custos" else BASELINE_PATH
+    results = measured.results
+    if phase == "POST":
+        results[f"{kind}_post"] = load.run(
+            f"{kind} POST",
+            server,
+            path,
+            partial(post_lua, kind),
+            {**headers, "Content-Type": "application/json"},
+        )
+        return
+    measured.bodies[kind] = check_server(kind, server, seeded)
+    results[f"{kind}_get"] = load.run(
+        f"{kind} GET",
+        server,
+        path + "/",  # the Lua script adds the id
+        partial(get_lua, path, seeded.ids_file),
+        headers,
+    )
+    if kind != "custos":
+        return
+    parameters = list_parameters(server)
+    for name, target in LISTS.items():
+        if target.needs and target.needs not in parameters:
+            measured.skipped[name] = f"GET {CUSTOS_PATH} has no {target.needs} parameter"
+            continue
+        query = list_query(target)
+        check_list(server, seeded, query, seeded.list_matches[name])
+        results[name] = load.run(
+            f"custos ?{target.query.rpartition('&')[2]}",
+            server,
+            query,
+            lambda: "",  # no Lua hooks: the same URL every time
+            headers,
+        )
 
 
 def _same_fields(bodies: dict[str, dict[str, Any]]) -> None:
@@ -828,10 +920,36 @@ def _ms(us: float) -> float:
     return round(us / 1000, 3)
 
 
+def _figures(run: Run) -> dict[str, Any]:
+    res = run.wrk
+    return {
+        "rps": round(res.rps, 1),
+        "p50_ms": _ms(res.p50_us),
+        "p95_ms": _ms(res.p95_us),
+        "p99_ms": _ms(res.p99_us),
+        "max_ms": _ms(res.max_us),
+        "requests": res.requests,
+        "server_cpu_ms_per_request": None if run.cpu_ms is None else round(run.cpu_ms, 3),
+        "db_sessions_opened": run.db_sessions,
+    }
+
+
+def _search_note(measured: Measured) -> str:
+    if "custos_search" in measured.results:
+        return (
+            f"q text search: measured for information (no target of its own): ?q={SEARCH_TERM},"
+            " an email fragment few rows contain"
+        )
+    return (
+        "q text search: not measured, because it does not exist yet "
+        f"({measured.skipped.get('custos_search', 'no q parameter')})"
+    )
+
+
 def report(
     settings: Settings, seeded: Seeded, measured: Measured, args: argparse.Namespace
 ) -> dict[str, Any]:
-    r = measured.results
+    r = {name: run.wrk for name, run in measured.results.items()}
 
     def ratio(a: str, b: str) -> float:
         return r[a].rps / r[b].rps if r[b].rps else 0.0
@@ -844,8 +962,9 @@ def report(
         ("orm_post", f"POST ORM baseline {BASELINE_PATH}"),
         ("raw_post", f"POST raw psycopg baseline {BASELINE_PATH}"),
     ]
-    for name, (status, tag) in LISTS.items():
-        rows.append((name, f"LIST Custos ?limit={LIST_LIMIT}&status={status}&tag={tag}"))
+    for name, target in LISTS.items():
+        if name in measured.results:
+            rows.append((name, f"LIST Custos ?limit={LIST_LIMIT}&{target.query}"))
 
     ratios = {
         "get_custos_over_orm": ratio("custos_get", "orm_get"),
@@ -854,6 +973,19 @@ def report(
         "post_custos_over_orm": ratio("custos_post", "orm_post"),
         "post_custos_over_raw": ratio("custos_post", "raw_post"),
         "post_orm_over_raw": ratio("orm_post", "raw_post"),
+    }
+    cpu = {name: run.cpu_ms for name, run in measured.results.items()}
+
+    def cpu_ratio(a: str, b: str) -> float | None:
+        # b's CPU per request over a's: the requests/s ratio a/b if CPU were all that counted.
+        a_ms, b_ms = cpu[a], cpu[b]
+        return b_ms / a_ms if a_ms and b_ms else None
+
+    cpu_ratios = {
+        "get_custos_over_orm": cpu_ratio("custos_get", "orm_get"),
+        "get_custos_over_raw": cpu_ratio("custos_get", "raw_get"),
+        "post_custos_over_orm": cpu_ratio("custos_post", "orm_post"),
+        "post_custos_over_raw": cpu_ratio("custos_post", "raw_post"),
     }
     get_p95 = r["custos_get"].p95_us / 1000
     list_p95 = r["custos_list"].p95_us / 1000
@@ -879,19 +1011,28 @@ def report(
         f"-c{args.connections}, {args.warmup_seconds} s warm-up then {args.seconds} s"
     )
     print()
-    print(f"  {'target':<58}{'req/s':>8}{'p50 ms':>9}{'p95 ms':>9}{'p99 ms':>9}{'requests':>10}")
+    print(
+        f"  {'target':<54}{'req/s':>7}{'p50 ms':>8}{'p95 ms':>8}{'p99 ms':>8}"
+        f"{'requests':>9}{'CPU ms':>8}{'conns':>6}"
+    )
     for name, label in rows:
-        res = r[name]
+        res, run = r[name], measured.results[name]
         print(
-            f"  {label:<58}{res.rps:>8.0f}{res.p50_us / 1000:>9.2f}{res.p95_us / 1000:>9.2f}"
-            f"{res.p99_us / 1000:>9.2f}{res.requests:>10}"
+            f"  {label:<54}{res.rps:>7.0f}{res.p50_us / 1000:>8.1f}{res.p95_us / 1000:>8.1f}"
+            f"{res.p99_us / 1000:>8.1f}{res.requests:>9}{run.cpu_ms_text:>8}{run.db_sessions:>6}"
         )
+    print(
+        "  CPU ms: the server's processes' CPU time per request (the machine's other load\n"
+        "  does not count, so this compares better than req/s on a busy machine); conns:\n"
+        "  PostgreSQL sessions opened during the run, i.e. connection pool churn (approximate)"
+    )
     print()
-    for name, (status, tag) in LISTS.items():
+    for name, target in LISTS.items():
         share = seeded.list_matches[name] / seeded.count if seeded.count else 0.0
+        how = f"not measured: {measured.skipped[name]}" if name in measured.skipped else ""
         print(
-            f"  status={status}&tag={tag} matches {seeded.list_matches[name]} of "
-            f"{seeded.count} rows ({share:.1%}); newest first, keyset on the id"
+            f"  {target.query} matches {seeded.list_matches[name]} of {seeded.count} rows "
+            f"({share:.1%}); {how or 'newest first, keyset on the id'}"
         )
     print(
         f"  GET  requests/s ratios: Custos/ORM {ratios['get_custos_over_orm']:.2f}, "
@@ -902,7 +1043,25 @@ def report(
         f"Custos/raw {ratios['post_custos_over_raw']:.2f}, "
         f"ORM/raw {ratios['post_orm_over_raw']:.2f}"
     )
-    print(f"  {measured.q_note}")
+    if all(value is not None for value in cpu_ratios.values()):
+        print(
+            "  by server CPU per request (baseline's / Custos's): "
+            f"GET Custos/ORM {cpu_ratios['get_custos_over_orm']:.2f}, "
+            f"Custos/raw {cpu_ratios['get_custos_over_raw']:.2f}; "
+            f"POST Custos/ORM {cpu_ratios['post_custos_over_orm']:.2f}, "
+            f"Custos/raw {cpu_ratios['post_custos_over_raw']:.2f}"
+        )
+    print(f"  {_search_note(measured)}")
+    print(
+        "  baselines: no authentication, no middleware; same runtime role, RLS, tenant\n"
+        "  set_config and tenant filter as Custos; ORM pool 10 + 10 overflow as Custos but\n"
+        "  without pre-ping; raw pool 10..20 per worker. Their POSTs skip Custos's email\n"
+        "  uniqueness check, phone parsing, tenant settings read and audit row."
+    )
+    print(
+        f"  machine load average before/after: {measured.load_before:.2f} / "
+        f"{measured.load_after:.2f} (the figures are only as quiet as the machine)"
+    )
     print()
     print("Targets")
     labels = {
@@ -923,21 +1082,15 @@ def report(
         "cpus": os.cpu_count(),
         "customers": seeded.count,
         "seed_seconds": round(seeded.seconds, 2),
-        "results": {
-            name: {
-                "rps": round(res.rps, 1),
-                "p50_ms": _ms(res.p50_us),
-                "p95_ms": _ms(res.p95_us),
-                "p99_ms": _ms(res.p99_us),
-                "max_ms": _ms(res.max_us),
-                "requests": res.requests,
-            }
-            for name, res in r.items()
-        },
+        "results": {name: _figures(run) for name, run in measured.results.items()},
         "ratios": {name: round(value, 4) for name, value in ratios.items()},
+        "cpu_ratios": {
+            name: None if value is None else round(value, 4) for name, value in cpu_ratios.items()
+        },
         "list_matches": seeded.list_matches,
-        "q_search_measured": False,
-        "q_search_note": measured.q_note,
+        "load_average": [round(measured.load_before, 2), round(measured.load_after, 2)],
+        "q_search_measured": "custos_search" in measured.results,
+        "q_search_note": _search_note(measured),
         "wrk": {
             "threads": args.threads,
             "connections": args.connections,
@@ -959,7 +1112,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--serve", nargs=2, metavar=("KIND", "PORT"), help=argparse.SUPPRESS)
     parser.add_argument("--customers", type=int, default=100_000, help="customers to seed")
     parser.add_argument("--seconds", type=int, default=10, help="length of a measured wrk run")
-    parser.add_argument("--warmup-seconds", type=int, default=3, help="wrk warm-up per target")
+    parser.add_argument("--warmup-seconds", type=int, default=2, help="wrk warm-up per target")
     parser.add_argument("--connections", type=int, default=32, help="wrk connections")
     parser.add_argument("--threads", type=int, default=2, help="wrk threads")
     args = parser.parse_args(argv)
