@@ -20,7 +20,7 @@ async def list_notes(
     session: AsyncSession, actor: Principal, customer_id: str, limit: int
 ) -> Sequence[CustomerNote]:
     await customer_service.get(session, actor, customer_id)
-    return await list_notes_any(session, actor.tenant_id, customer_id, limit)
+    return await _newest_notes(session, actor.tenant_id, customer_id, limit)
 
 
 async def add_note(
@@ -90,7 +90,7 @@ async def timeline(
             .limit(limit)
         )
     ).scalars()
-    notes = await list_notes_any(session, actor.tenant_id, customer_id, limit)
+    notes = await _newest_notes(session, actor.tenant_id, customer_id, limit)
     items: list[dict[str, Any]] = [
         {
             "kind": "change",
@@ -117,7 +117,7 @@ async def timeline(
     return items[:limit]
 
 
-async def list_notes_any(
+async def _newest_notes(
     session: AsyncSession, tenant_id: str, customer_id: str, limit: int
 ) -> Sequence[CustomerNote]:
     stmt = (

@@ -67,6 +67,12 @@ class CustomerRepository:
             stmt = stmt.where(Customer.deleted_at.is_(None))
         return (await self.session.execute(stmt)).scalar_one_or_none()
 
+    async def live_by_external_id(self, external_id: str) -> Customer | None:
+        stmt = self._scoped().where(
+            Customer.external_id == external_id, Customer.deleted_at.is_(None)
+        )
+        return (await self.session.execute(stmt)).scalar_one_or_none()
+
     async def live_email_owner(self, email: str) -> str | None:
         stmt = sa.select(Customer.id).where(
             Customer.tenant_id == self.tenant_id,

@@ -272,9 +272,7 @@ async def create_from_upstream(
 async def by_external_id(
     session: AsyncSession, actor: Principal, external_id: str
 ) -> Customer | None:
-    repo = CustomerRepository(session, actor.tenant_id)
-    owner = await repo.external_id_owner(external_id)
-    return await repo.get(owner) if owner else None
+    return await CustomerRepository(session, actor.tenant_id).live_by_external_id(external_id)
 
 
 async def own_record(session: AsyncSession, actor: Principal) -> Customer:
