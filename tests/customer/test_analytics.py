@@ -67,3 +67,9 @@ class TestAnalytics:
         assert (
             await client.get(f"{BASE}/analytics", params={"weeks": 0}, headers=headers)
         ).status_code == 422
+        # Another tenant's figures know nothing of these records.
+        other = await factory.tenant()
+        theirs = (await client.get(f"{BASE}/analytics", headers=bearer(other.admin_key))).json()
+        assert theirs["total"] == 0
+        assert theirs["top_by_order_value"] == []
+        assert theirs["data_quality"]["possible_duplicates"] == 0

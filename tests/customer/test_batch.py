@@ -120,3 +120,35 @@ class TestBatch:
         assert (await client.post(BATCH, json={"items": []}, headers=headers)).status_code == 422
         bad_mode = {"mode": "merge", "items": [{"full_name": "X"}]}
         assert (await client.post(BATCH, json=bad_mode, headers=headers)).status_code == 422
+
+
+class TestBatchAcrossTenants:
+    async def test_an_upsert_never_matches_another_tenants_record(
+        self, raw_client: httpx.AsyncClient, factory: Factory
+    ) -> None:
+        owner, other = await factory.tenant(), await factory.tenant()
+        seeded = await raw_client.post(
+            BATCH,
+            json={
+                "items": [{"full_name": "Owner's", "external_id": "x-1", "email": "o@example.com"}]
+            },
+            headers=bearer(owner.admin_key),
+        )
+        owner_id = seeded.json()["results"][0]["id"]
+        response = await raw_client.post(
+            BATCH,
+            json={
+                "mode": "upsert",
+                "items": [
+                    {"full_name": "Theirs A", "external_id": "x-1"},
+                    {"full_name": "Theirs B", "email": "o@example.com"},
+                ],
+            },
+            headers=bearer(other.admin_key),
+        )
+        body = response.json()
+        assert (body["created"], body["updated"]) == (2, 0)
+        assert owner_id not in response.text
+        kept = await raw_client.get(f"{BASE}/{owner_id}", headers=bearer(owner.admin_key))
+        assert kept.json()["full_name"] == "Owner's"
+        assert kept.json()["version"] == 1

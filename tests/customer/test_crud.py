@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import httpx
@@ -324,8 +325,6 @@ class TestRaces:
     async def test_concurrent_creates_with_one_email_make_one_record(
         self, raw_client: httpx.AsyncClient, client: httpx.AsyncClient, tenant: TenantHandle
     ) -> None:
-        import asyncio
-
         responses = await asyncio.gather(
             *(
                 raw_client.post(

@@ -96,3 +96,21 @@ class TestTimeline:
             f"{BASE}/{customer_id}/timeline", params={"limit": 2}, headers=headers
         )
         assert len(limited.json()) == 2
+
+
+class TestNotesOnDeletedRecords:
+    async def test_a_soft_deleted_customer_takes_no_notes_but_keeps_its_timeline(
+        self, client: httpx.AsyncClient, tenant: TenantHandle
+    ) -> None:
+        customer_id = await _customer(client, tenant)
+        headers = bearer(tenant.admin_key)
+        await client.post(f"{BASE}/{customer_id}/notes", json={"body": "before"}, headers=headers)
+        await client.delete(f"{BASE}/{customer_id}", headers=headers)
+        added = await client.post(
+            f"{BASE}/{customer_id}/notes", json={"body": "after"}, headers=headers
+        )
+        assert added.status_code == 404
+        assert (await client.get(f"{BASE}/{customer_id}/notes", headers=headers)).status_code == 404
+        # The history of a deleted record stays readable, for whoever must reconstruct it.
+        timeline = await client.get(f"{BASE}/{customer_id}/timeline", headers=headers)
+        assert [e.get("body") for e in timeline.json() if e["kind"] == "note"] == ["before"]
