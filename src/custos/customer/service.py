@@ -5,15 +5,33 @@ from typing import Any
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from custos import events
 from custos.audit import service as audit
 from custos.auth.principal import Principal
 from custos.customer.phones import PhonePolicy, to_e164
 from custos.customer.repository import CustomerRepository
+from custos.customer.schemas import Customer as CustomerOut
 from custos.customer.schemas import CustomerCreate, CustomerPatch, check_metadata
+from custos.event import service as event_log
 from custos.exceptions import Conflict, Forbidden, InvalidInput, NotFound, PreconditionFailed
 from custos.kit.ids import new_id
 from custos.kit.time import utcnow
 from custos.models import Customer, Tenant
+
+# What a write can change; `customer.updated` names those that did.
+EDITABLE = (
+    "external_id",
+    "email",
+    "full_name",
+    "phone",
+    "phone_e164",
+    "company",
+    "address",
+    "customer_type",
+    "status",
+    "tags",
+    "attributes",
+)
 
 # Fields an audit row records by name; values of personal fields are masked there.
 AUDITED = (
@@ -94,6 +112,24 @@ def _snapshot(customer: Customer) -> dict[str, Any]:
     return {name: getattr(customer, name) for name in AUDITED}
 
 
+def api_names(fields: set[str]) -> list[str]:
+    return sorted("metadata" if name == "attributes" else name for name in fields)
+
+
+def emit(
+    session: AsyncSession,
+    actor: Principal,
+    event_type: events.EventType,
+    customer: Customer,
+    **extra: Any,
+) -> None:
+    """An event carrying the record as the API shows it, plus type-specific fields."""
+    payload = {"customer": CustomerOut.model_validate(customer).model_dump(mode="json"), **extra}
+    event_log.emit(
+        session, actor, event_type, payload, subject_type="customer", subject_id=customer.id
+    )
+
+
 async def create(session: AsyncSession, actor: Principal, body: CustomerCreate) -> Customer:
     repo = CustomerRepository(session, actor.tenant_id)
     await _ensure_unique(repo, None, body.email, body.external_id)
@@ -123,6 +159,7 @@ async def create(session: AsyncSession, actor: Principal, body: CustomerCreate) 
         customer.id,
         changes=audit.changed_fields({}, _snapshot(customer)),
     )
+    emit(session, actor, events.CUSTOMER_CREATED, customer)
     return customer
 
 
@@ -201,6 +238,7 @@ async def _change(
         values.get("external_id", customer.external_id),
     )
     before = _snapshot(customer)
+    before_all = {name: getattr(customer, name) for name in EDITABLE}
     if "metadata" in values:
         metadata = values.pop("metadata") or {}
         if merge_metadata:
@@ -216,11 +254,13 @@ async def _change(
         _apply_phone(customer, values.pop("phone"), await _phone_policy(session, actor.tenant_id))
     for name, value in values.items():
         setattr(customer, name, value)
+    changed = {name for name, value in before_all.items() if getattr(customer, name) != value}
     customer.search_text = search_text(customer)
     customer.version += 1
     await _flush(session)
     changes = audit.changed_fields(before, _snapshot(customer))
     audit.record(session, actor, "customer.updated", "customer", customer.id, changes=changes)
+    emit(session, actor, events.CUSTOMER_UPDATED, customer, changed_fields=api_names(changed))
     return customer
 
 
@@ -229,6 +269,7 @@ async def delete(session: AsyncSession, actor: Principal, customer_id: str, *, h
         raise Forbidden("Permanent deletion needs the scope customers:delete")
     customer = await get(session, actor, customer_id, include_deleted=hard)
     if hard:
+        emit(session, actor, events.CUSTOMER_DELETED, customer, hard=True)
         await session.delete(customer)
         await session.flush()
         audit.record(session, actor, "customer.hard_deleted", "customer", customer.id)
@@ -237,6 +278,7 @@ async def delete(session: AsyncSession, actor: Principal, customer_id: str, *, h
     customer.version += 1
     await session.flush()
     audit.record(session, actor, "customer.deleted", "customer", customer.id)
+    emit(session, actor, events.CUSTOMER_DELETED, customer, hard=False)
 
 
 async def restore(session: AsyncSession, actor: Principal, customer_id: str) -> Customer:
@@ -251,6 +293,7 @@ async def restore(session: AsyncSession, actor: Principal, customer_id: str) -> 
     customer.version += 1
     await _flush(session)
     audit.record(session, actor, "customer.restored", "customer", customer.id)
+    emit(session, actor, events.CUSTOMER_RESTORED, customer)
     return customer
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from custos import events
 from custos.audit import service as audit
 from custos.auth.principal import Principal
 from custos.customer import service as customer_service
@@ -69,4 +70,6 @@ async def apply_increment(
             "complaints": {"from": None, "to": body.complaints},
         },
     )
+    changed = ["order_count", "total_order_value", "complaint_count", "currency", "last_order_at"]
+    customer_service.emit(session, actor, events.CUSTOMER_UPDATED, customer, changed_fields=changed)
     return customer, True

@@ -5,8 +5,10 @@ from custos.models.audit_log import AuditHead, AuditLog
 from custos.models.auth_session import AuthSession, RefreshToken
 from custos.models.base import Base, TenantOwned
 from custos.models.customer import Customer
+from custos.models.customer_merge import CustomerMerge
 from custos.models.customer_note import CustomerNote
 from custos.models.customer_stat_increment import CustomerStatIncrement
+from custos.models.event import Event
 from custos.models.idempotency_key import IdempotencyKey
 from custos.models.tenant import Tenant, TenantPlan, TenantStatus
 from custos.models.user import User
@@ -18,8 +20,10 @@ __all__ = [
     "AuthSession",
     "Base",
     "Customer",
+    "CustomerMerge",
     "CustomerNote",
     "CustomerStatIncrement",
+    "Event",
     "IdempotencyKey",
     "RefreshToken",
     "Tenant",

@@ -57,6 +57,8 @@ class Customer(TenantOwned, Timestamped, Base):
     complaint_count: Mapped[int] = mapped_column(sa.Integer, nullable=False, default=0)
     last_order_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     deleted_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Set on a record merged into another (and soft-deleted); cleared when the merge is undone.
+    merged_into_id: Mapped[str | None] = mapped_column(sa.String(40))
     # Lower-cased name, email, company and phone digits: what `?q=` searches (trigram-indexed
     # on PostgreSQL).
     search_text: Mapped[str] = mapped_column(sa.Text, nullable=False, default="")
