@@ -105,6 +105,11 @@ def upgrade() -> None:
 
     with op.batch_alter_table("customers", schema=None) as batch_op:
         batch_op.add_column(sa.Column("merged_into_id", sa.String(length=40), nullable=True))
+        batch_op.add_column(sa.Column("email_key", sa.String(length=320), nullable=True))
+        batch_op.create_index(
+            "ix_customers_tenant_email_key", ["tenant_id", "email_key"], unique=False
+        )
+    _backfill_email_keys()
 
     if op.get_context().dialect.name == "postgresql":
         predicate = (
@@ -120,8 +125,33 @@ def upgrade() -> None:
             )
 
 
+# A frozen copy of custos.customer.duplicates.email_key as it was when this ran.
+_DOTLESS = {"gmail.com", "googlemail.com"}
+
+
+def _email_key(email: str) -> str:
+    local, _, domain = email.lower().rpartition("@")
+    local = local.split("+", 1)[0]
+    if domain in _DOTLESS:
+        local, domain = local.replace(".", ""), "gmail.com"
+    return f"{local}@{domain}"
+
+
+def _backfill_email_keys() -> None:
+    conn = op.get_bind()
+    if conn.dialect.name == "postgresql":
+        # The owner may be subject to the FORCE'd policies; a migration sees every tenant.
+        conn.execute(sa.text("SELECT set_config('app.bypass_rls', 'on', true)"))
+    rows = conn.execute(sa.text("SELECT id, email FROM customers WHERE email IS NOT NULL"))
+    updates = [{"id": row.id, "key": _email_key(row.email)} for row in rows]
+    if updates:
+        conn.execute(sa.text("UPDATE customers SET email_key = :key WHERE id = :id"), updates)
+
+
 def downgrade() -> None:
     with op.batch_alter_table("customers", schema=None) as batch_op:
+        batch_op.drop_index("ix_customers_tenant_email_key")
+        batch_op.drop_column("email_key")
         batch_op.drop_column("merged_into_id")
 
     with op.batch_alter_table("customer_merges", schema=None) as batch_op:

@@ -92,3 +92,24 @@ class TestCustomerEvents:
         assert last.type == "customer.updated"
         assert last.payload["customer"]["order_count"] == 1
         assert "order_count" in last.payload["changed_fields"]
+
+    async def test_merge_and_undo_are_events_on_the_primary(
+        self, client: httpx.AsyncClient, factory: Factory, runtime: Runtime
+    ) -> None:
+        tenant = await factory.tenant()
+        headers = bearer(tenant.admin_key)
+        a, b = [
+            (await client.post(BASE, json={"full_name": n}, headers=headers)).json()["id"]
+            for n in ("Ed", "Edward")
+        ]
+        merged = await client.post(
+            f"{BASE}/merge", json={"primary": a, "secondary": b}, headers=headers
+        )
+        merge_id = merged.json()["merge"]["id"]
+        await client.post(f"{BASE}/merges/{merge_id}/undo", headers=headers)
+        merge_event, undo_event = (await _events(runtime, tenant.id))[-2:]
+        assert (merge_event.type, merge_event.subject_id) == ("customer.merged", a)
+        assert merge_event.payload["secondary_id"] == b
+        assert merge_event.payload["merge_id"] == merge_id
+        assert (undo_event.type, undo_event.subject_id) == ("customer.merge_undone", a)
+        assert undo_event.payload["secondary"]["id"] == b

@@ -61,6 +61,19 @@ async def tenants(client: httpx.AsyncClient, factory: Factory) -> dict[str, Any]
         json={"body": "prefers email"},
         headers=bearer(owner.admin_key),
     )
+    pair = [
+        (
+            await client.post(
+                "/api/v1/customers", json={"full_name": name}, headers=bearer(owner.admin_key)
+            )
+        ).json()["id"]
+        for name in ("Twin One", "Twin Two")
+    ]
+    merge_response = await client.post(
+        "/api/v1/customers/merge",
+        json={"primary": pair[0], "secondary": pair[1]},
+        headers=bearer(owner.admin_key),
+    )
     return {
         "owner": owner,
         "intruder": intruder,
@@ -70,6 +83,7 @@ async def tenants(client: httpx.AsyncClient, factory: Factory) -> dict[str, Any]
             "customer_id": customer_id,
             "note_id": note_response.json()["id"],
             "external_id": "crm-7",
+            "merge_id": merge_response.json()["merge"]["id"],
         },
     }
 
@@ -86,11 +100,14 @@ async def _snapshot(client: httpx.AsyncClient, key: str, ids: dict[str, str]) ->
         "notes": (
             await client.get(f"/api/v1/customers/{ids['customer_id']}/notes", headers=headers)
         ).json(),
+        "merge": (
+            await client.get(f"/api/v1/customers/merges/{ids['merge_id']}", headers=headers)
+        ).json(),
     }
 
 
 def test_every_path_parameter_has_a_real_id_to_try() -> None:
-    known = {"user_id", "key_id", "customer_id", "note_id", "external_id"}
+    known = {"user_id", "key_id", "customer_id", "note_id", "external_id", "merge_id"}
     params = {p for _, path in TENANT_ROUTES for p in re.findall(r"\{(\w+)\}", path)}
     assert params <= known, f"give the cross-tenant suite a real id for {params - known}"
     assert TENANT_ROUTES

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
+import sqlalchemy as sa
 from fastapi import APIRouter, Header, Query, Response
 from fastapi.responses import JSONResponse
 from pydantic import AwareDatetime
@@ -14,7 +15,7 @@ from custos.auth.dependencies import (
     SelfWrite,
     TenantSession,
 )
-from custos.customer import analytics, batch, notes, service, statistics
+from custos.customer import analytics, batch, duplicates, merge, notes, service, statistics
 from custos.customer.repository import CustomerRepository, parse_sort
 from custos.customer.schemas import (
     BatchResult,
@@ -25,12 +26,17 @@ from custos.customer.schemas import (
     CustomerSelfPatch,
     CustomerStatus,
     CustomerType,
+    DuplicatePair,
+    Merge,
+    MergeRequest,
+    MergeResult,
     Note,
     NoteCreate,
     Statistics,
     StatisticsIncrement,
     StatisticsResult,
     TimelineEntry,
+    UndoResult,
 )
 from custos.exceptions import InvalidInput, NotFound
 from custos.kit.idempotency import Idempotency, IdempotencyKeyHeader, fingerprint
@@ -187,6 +193,73 @@ async def customer_analytics(
 ) -> dict[str, Any]:
     return await analytics.compute(
         session, auth.tenant_id, inactive_days=inactive_days, weeks=weeks, months=months
+    )
+
+
+@router.get(
+    "/duplicates",
+    response_model=list[DuplicatePair],
+    summary="Pairs of records that are probably one person, most likely first",
+)
+async def find_duplicates(
+    auth: CustomersRead,
+    session: TenantSession,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    min_score: Annotated[float, Query(ge=0, le=1)] = 0.5,
+) -> list[DuplicatePair]:
+    found = await duplicates.find(session, auth.tenant_id, limit=limit, min_score=min_score)
+    ids = {c.a for c in found} | {c.b for c in found}
+    rows = await session.execute(
+        sa.select(CustomerModel).where(
+            CustomerModel.tenant_id == auth.tenant_id, CustomerModel.id.in_(ids)
+        )
+    )
+    by_id = {c.id: Customer.model_validate(c) for c in rows.scalars()}
+    return [
+        DuplicatePair(score=c.score, reasons=c.reasons, customers=[by_id[c.a], by_id[c.b]])
+        for c in found
+    ]
+
+
+@router.post(
+    "/merge",
+    response_model=MergeResult,
+    status_code=201,
+    summary="Merge a secondary record into a primary one (undoable)",
+)
+async def merge_customers(
+    body: MergeRequest, auth: CustomersWrite, session: TenantSession, response: Response
+) -> MergeResult:
+    record, primary = await merge.merge(
+        session,
+        auth,
+        body.primary,
+        body.secondary,
+        {str(name): side for name, side in body.fields.items()},
+    )
+    response.headers["Location"] = f"/api/v1/customers/merges/{record.id}"
+    response.headers["ETag"] = service.etag(primary)
+    return MergeResult(
+        merge=Merge.model_validate(record), customer=Customer.model_validate(primary)
+    )
+
+
+@router.get("/merges/{merge_id}", response_model=Merge, summary="A merge and whether it was undone")
+async def get_merge(merge_id: str, auth: CustomersRead, session: TenantSession) -> Merge:
+    return Merge.model_validate(await merge.get(session, auth, merge_id))
+
+
+@router.post(
+    "/merges/{merge_id}/undo",
+    response_model=UndoResult,
+    summary="Undo a merge: both records as they were before it, notes back where they were",
+)
+async def undo_merge(merge_id: str, auth: CustomersWrite, session: TenantSession) -> UndoResult:
+    record, primary, secondary = await merge.undo(session, auth, merge_id)
+    return UndoResult(
+        merge=Merge.model_validate(record),
+        primary=Customer.model_validate(primary),
+        secondary=Customer.model_validate(secondary),
     )
 
 

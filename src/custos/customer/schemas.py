@@ -3,7 +3,7 @@ from __future__ import annotations
 from datetime import datetime
 from decimal import Decimal
 from enum import StrEnum
-from typing import Any
+from typing import Any, Literal
 
 import orjson
 from pydantic import AwareDatetime, EmailStr, Field, field_validator
@@ -217,3 +217,60 @@ class BatchResult(Schema):
     updated: int
     failed: int
     results: list[BatchItemResult]
+
+
+MergeField = Literal[
+    "external_id",
+    "email",
+    "full_name",
+    "phone",
+    "company",
+    "address",
+    "customer_type",
+    "status",
+    "metadata",
+]
+Side = Literal["primary", "secondary"]
+
+
+class MergeRequest(Schema):
+    primary: str = Field(max_length=40, description="The record that stays")
+    secondary: str = Field(max_length=40, description="The record merged into it, then deleted")
+    fields: dict[MergeField, Side] = Field(
+        default_factory=dict,
+        description=(
+            "Which record each field comes from. Unnamed fields keep the primary's value,"
+            " or the secondary's where the primary has none; for metadata, whose keys win."
+        ),
+        examples=[{"email": "secondary", "phone": "primary"}],
+    )
+
+
+class Merge(Schema):
+    id: str
+    primary_id: str
+    secondary_id: str
+    choices: dict[str, str]
+    actor_type: str
+    actor_id: str | None
+    created_at: datetime
+    undone_at: datetime | None
+
+
+class MergeResult(Schema):
+    merge: Merge
+    customer: Customer = Field(description="The primary record after the merge")
+
+
+class UndoResult(Schema):
+    merge: Merge
+    primary: Customer
+    secondary: Customer
+
+
+class DuplicatePair(Schema):
+    score: float = Field(ge=0, le=1)
+    reasons: dict[str, float] = Field(
+        description="same_mailbox, same_phone, similar_name_same_company: each one's weight"
+    )
+    customers: list[Customer] = Field(min_length=2, max_length=2)

@@ -8,6 +8,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from custos import events
 from custos.audit import service as audit
 from custos.auth.principal import Principal
+from custos.customer.duplicates import email_key
 from custos.customer.phones import PhonePolicy, to_e164
 from custos.customer.repository import CustomerRepository
 from custos.customer.schemas import Customer as CustomerOut
@@ -88,12 +89,18 @@ async def _ensure_unique(
             raise Conflict("Another customer already has this external_id")
 
 
-async def _flush(session: AsyncSession) -> None:
+async def flush(session: AsyncSession) -> None:
     try:
         await session.flush()
     except IntegrityError:
         # Lost a race with a concurrent write of the same email or external_id.
         raise Conflict("Another customer already has this email or external_id") from None
+
+
+def derive(customer: Customer) -> None:
+    """Recompute the columns kept for search and duplicate detection."""
+    customer.search_text = search_text(customer)
+    customer.email_key = email_key(customer.email) if customer.email else None
 
 
 def search_text(customer: Customer) -> str:
@@ -108,7 +115,7 @@ def digits(value: str) -> str:
     return "".join(ch for ch in value if ch.isdigit())
 
 
-def _snapshot(customer: Customer) -> dict[str, Any]:
+def audited(customer: Customer) -> dict[str, Any]:
     return {name: getattr(customer, name) for name in AUDITED}
 
 
@@ -148,16 +155,16 @@ async def create(session: AsyncSession, actor: Principal, body: CustomerCreate) 
         version=1,
     )
     _apply_phone(customer, body.phone, await _phone_policy(session, actor.tenant_id))
-    customer.search_text = search_text(customer)
+    derive(customer)
     session.add(customer)
-    await _flush(session)
+    await flush(session)
     audit.record(
         session,
         actor,
         "customer.created",
         "customer",
         customer.id,
-        changes=audit.changed_fields({}, _snapshot(customer)),
+        changes=audit.changed_fields({}, audited(customer)),
     )
     emit(session, actor, events.CUSTOMER_CREATED, customer)
     return customer
@@ -237,7 +244,7 @@ async def _change(
         values.get("email", customer.email),
         values.get("external_id", customer.external_id),
     )
-    before = _snapshot(customer)
+    before = audited(customer)
     before_all = {name: getattr(customer, name) for name in EDITABLE}
     if "metadata" in values:
         metadata = values.pop("metadata") or {}
@@ -255,10 +262,10 @@ async def _change(
     for name, value in values.items():
         setattr(customer, name, value)
     changed = {name for name, value in before_all.items() if getattr(customer, name) != value}
-    customer.search_text = search_text(customer)
+    derive(customer)
     customer.version += 1
-    await _flush(session)
-    changes = audit.changed_fields(before, _snapshot(customer))
+    await flush(session)
+    changes = audit.changed_fields(before, audited(customer))
     audit.record(session, actor, "customer.updated", "customer", customer.id, changes=changes)
     emit(session, actor, events.CUSTOMER_UPDATED, customer, changed_fields=api_names(changed))
     return customer
@@ -285,13 +292,17 @@ async def restore(session: AsyncSession, actor: Principal, customer_id: str) -> 
     customer = await get(session, actor, customer_id, include_deleted=True)
     if customer.deleted_at is None:
         raise Conflict("This customer is not deleted")
+    if customer.merged_into_id is not None:
+        raise Conflict(
+            f"This customer was merged into {customer.merged_into_id}; undo the merge instead"
+        )
     if customer.email:
         owner = await CustomerRepository(session, actor.tenant_id).live_email_owner(customer.email)
         if owner is not None:
             raise Conflict("Another live customer now has this email; change one of them first")
     customer.deleted_at = None
     customer.version += 1
-    await _flush(session)
+    await flush(session)
     audit.record(session, actor, "customer.restored", "customer", customer.id)
     emit(session, actor, events.CUSTOMER_RESTORED, customer)
     return customer

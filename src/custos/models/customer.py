@@ -32,11 +32,15 @@ class Customer(TenantOwned, Timestamped, Base):
             postgresql_where=sa.text("external_id IS NOT NULL"),
         ),
         sa.Index("ix_customers_tenant_phone_e164", "tenant_id", "phone_e164"),
+        sa.Index("ix_customers_tenant_email_key", "tenant_id", "email_key"),
     )
 
     id: Mapped[str] = mapped_column(sa.String(40), primary_key=True)
     external_id: Mapped[str | None] = mapped_column(sa.String(128))
     email: Mapped[str | None] = mapped_column(sa.String(320))
+    # The mailbox the email reaches (`j.doe+news@gmail.com` -> `jdoe@gmail.com`): records
+    # sharing it are probably one person, though their emails differ.
+    email_key: Mapped[str | None] = mapped_column(sa.String(320))
     full_name: Mapped[str] = mapped_column(sa.String(200), nullable=False)
     phone: Mapped[str | None] = mapped_column(sa.String(40))
     phone_e164: Mapped[str | None] = mapped_column(sa.String(20))
