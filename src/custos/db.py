@@ -48,7 +48,9 @@ def create_engine(settings: Settings, *, runtime_role: bool = True) -> AsyncEngi
         url,
         pool_size=settings.db_pool_size,
         max_overflow=settings.db_max_overflow,
-        pool_pre_ping=True,
+        # No ping before each checkout (a round trip per request): a connection found dead
+        # is invalidated with the whole pool and the request answered 503, retryable.
+        pool_recycle=1800,
     )
     if runtime_role:
         _switch_role_on_connect(engine, settings.db_runtime_role)

@@ -1,8 +1,10 @@
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
+from typing import Any
 
 from custos.auth.scopes import PLATFORM_ADMIN
 
@@ -26,6 +28,9 @@ class Principal:
     customer_id: str | None = None
     # When this principal stops being valid on its own (key or token expiry).
     valid_until: datetime | None = None
+    # The tenant's settings when the credential was loaded; a change to the tenant evicts
+    # the cached principal, so they are as fresh as its status. None: not loaded.
+    tenant_settings: Mapping[str, Any] | None = None
 
     @property
     def is_platform_admin(self) -> bool:
@@ -44,4 +49,5 @@ class Principal:
             session_id=self.session_id,
             customer_id=self.customer_id,
             valid_until=self.valid_until,
+            tenant_settings=self.tenant_settings,
         )

@@ -15,27 +15,27 @@ class CredentialRepository:
     def __init__(self, system_session: AsyncSession) -> None:
         self.session = system_session
 
-    async def api_key_by_hash(self, key_hash: str) -> tuple[ApiKey, str] | None:
+    async def api_key_by_hash(self, key_hash: str) -> tuple[ApiKey, Tenant] | None:
         stmt = (
-            sa.select(ApiKey, Tenant.status)
+            sa.select(ApiKey, Tenant)
             .join(Tenant, Tenant.id == ApiKey.tenant_id)
             .where(sa.or_(ApiKey.key_hash == key_hash, ApiKey.previous_key_hash == key_hash))
         )
         row = (await self.session.execute(stmt)).first()
         return (row[0], row[1]) if row else None
 
-    async def api_key_by_id(self, key_id: str) -> tuple[ApiKey, str] | None:
+    async def api_key_by_id(self, key_id: str) -> tuple[ApiKey, Tenant] | None:
         stmt = (
-            sa.select(ApiKey, Tenant.status)
+            sa.select(ApiKey, Tenant)
             .join(Tenant, Tenant.id == ApiKey.tenant_id)
             .where(ApiKey.id == key_id)
         )
         row = (await self.session.execute(stmt)).first()
         return (row[0], row[1]) if row else None
 
-    async def session_with_user(self, session_id: str) -> tuple[AuthSession, User, str] | None:
+    async def session_with_user(self, session_id: str) -> tuple[AuthSession, User, Tenant] | None:
         stmt = (
-            sa.select(AuthSession, User, Tenant.status)
+            sa.select(AuthSession, User, Tenant)
             .join(User, User.id == AuthSession.user_id)
             .join(Tenant, Tenant.id == AuthSession.tenant_id)
             .where(AuthSession.id == session_id)

@@ -11,7 +11,7 @@ from custos.auth.scopes import scopes_for
 from custos.auth.tokens import looks_like_jwt
 from custos.exceptions import Unauthorized
 from custos.kit.time import as_utc, utcnow
-from custos.models import ApiKey, TenantStatus
+from custos.models import ApiKey, Tenant, TenantStatus
 from custos.runtime import Runtime
 
 INVALID = "The credentials are invalid, expired or revoked"
@@ -26,8 +26,8 @@ def _earliest(*moments: datetime | None) -> datetime | None:
     return min(present) if present else None
 
 
-def _key_principal(key: ApiKey, tenant_status: str, key_hash: str | None) -> Principal | None:
-    if key.revoked_at is not None or tenant_status != TenantStatus.active:
+def _key_principal(key: ApiKey, tenant: Tenant, key_hash: str | None) -> Principal | None:
+    if key.revoked_at is not None or tenant.status != TenantStatus.active:
         return None
     grace_until = None
     if key_hash is not None and key.previous_key_hash == key_hash:
@@ -40,6 +40,7 @@ def _key_principal(key: ApiKey, tenant_status: str, key_hash: str | None) -> Pri
         tenant_id=key.tenant_id,
         scopes=frozenset(key.scopes),
         valid_until=_earliest(key.expires_at, grace_until),
+        tenant_settings=tenant.settings,
     )
 
 
@@ -95,30 +96,30 @@ class Verifier:
             found = await CredentialRepository(session).api_key_by_hash(key_hash)
         if found is None:
             return None, frozenset()
-        key, tenant_status = found
-        return _key_principal(key, tenant_status, key_hash), key_tags(key.id, key.tenant_id)
+        key, tenant = found
+        return _key_principal(key, tenant, key_hash), key_tags(key.id, key.tenant_id)
 
     async def _load_key_by_id(self, key_id: str) -> Verdict:
         async with self.runtime.db.transaction(system=True, write=False) as session:
             found = await CredentialRepository(session).api_key_by_id(key_id)
         if found is None:
             return None, frozenset()
-        key, tenant_status = found
-        return _key_principal(key, tenant_status, None), key_tags(key.id, key.tenant_id)
+        key, tenant = found
+        return _key_principal(key, tenant, None), key_tags(key.id, key.tenant_id)
 
     async def _load_session(self, session_id: str) -> Verdict:
         async with self.runtime.db.transaction(system=True, write=False) as session:
             found = await CredentialRepository(session).session_with_user(session_id)
         if found is None:
             return None, frozenset()
-        auth_session, user, tenant_status = found
+        auth_session, user, tenant = found
         tags = frozenset(
             {f"user:{user.id}", f"session:{auth_session.id}", f"tenant:{user.tenant_id}"}
         )
         if (
             auth_session.revoked_at is not None
             or not user.is_active
-            or tenant_status != TenantStatus.active
+            or tenant.status != TenantStatus.active
         ):
             return None, tags
         principal = Principal(
@@ -130,5 +131,6 @@ class Verifier:
             session_id=auth_session.id,
             customer_id=user.customer_id,
             valid_until=auth_session.expires_at,
+            tenant_settings=tenant.settings,
         )
         return principal, tags

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,7 +17,7 @@ class PhonePolicy:
     strict: bool = False  # lenient by default: keep what was given, flag it
 
     @classmethod
-    def from_settings(cls, settings: dict[str, Any]) -> PhonePolicy:
+    def from_settings(cls, settings: Mapping[str, Any]) -> PhonePolicy:
         region = str(settings.get("phone_default_region") or DEFAULT_REGION).upper()
         return cls(region=region, strict=settings.get("phone_validation") == "strict")
 

@@ -8,6 +8,7 @@ from typing import Any
 import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
@@ -134,7 +135,26 @@ async def _unhandled(request: Request, exc: Exception) -> Response:
     return problem(request, 500, "internal-error", "Internal Server Error", INTERNAL_ERROR_DETAIL)
 
 
+async def _database_error(request: Request, exc: Exception) -> Response:
+    # A lost connection (a database restart, a failover) is the server's state, not a bug:
+    # the pool has dropped the connection, and the client may retry at once.
+    if isinstance(exc, DBAPIError) and (
+        exc.connection_invalidated or isinstance(exc, OperationalError | InterfaceError)
+    ):
+        log.warning("database_unavailable", error=type(exc.orig).__name__)
+        return problem(
+            request,
+            503,
+            "database-unavailable",
+            "Service Unavailable",
+            "The database connection was lost; retry the request",
+            headers={"Retry-After": "1"},
+        )
+    return await _unhandled(request, exc)
+
+
 def install_error_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(DBAPIError, _database_error)
     app.add_exception_handler(CustosError, _custos_error)
     app.add_exception_handler(RequestValidationError, _request_validation)
     app.add_exception_handler(StarletteHTTPException, _http_exception)

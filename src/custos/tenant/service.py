@@ -79,7 +79,8 @@ async def update(
     audit.record(
         session, actor, "tenant.updated", "tenant", tenant.id, tenant_id=tenant.id, changes=audited
     )
-    if "status" in changes:
-        # Suspension takes effect on every process at once, for every credential.
+    if "status" in changes or "settings" in changes:
+        # Suspension takes effect on every process at once, for every credential; cached
+        # principals also carry the tenant's settings.
         invalidate_after_commit(runtime.credentials, session, {f"tenant:{tenant.id}"})
     return tenant
