@@ -2,7 +2,9 @@ from __future__ import annotations
 
 import httpx
 import pytest
+import sqlalchemy as sa
 
+from custos.runtime import Runtime
 from tests.factories import Factory, TenantHandle, bearer
 
 BASE = "/api/v1/customers"
@@ -88,3 +90,205 @@ class TestSearch:
         other = await factory.tenant()
         response = await client.get(BASE, params={"q": "jane"}, headers=bearer(other.admin_key))
         assert response.json()["items"] == []
+
+
+async def _search(client: httpx.AsyncClient, tenant: TenantHandle, **params: str) -> httpx.Response:
+    return await client.get(BASE, params=params, headers=bearer(tenant.admin_key))
+
+
+class TestSearchIndex:
+    @pytest.mark.parametrize(
+        ("q", "expected"),
+        [
+            ("ane do", {"Jane Doe"}),  # substrings, any word length
+            ("doe jane", {"Jane Doe"}),  # every word, in any order
+            ("SMI", {"John Smith"}),
+            ("acme-mail.com", {"John Smith"}),
+            ("jsmith@acme", {"John Smith"}),
+            ("2671", {"Jane Doe"}),  # phone digits
+            ("jane nobody", set()),
+        ],
+    )
+    async def test_words_and_substrings(
+        self, client: httpx.AsyncClient, tenant: TenantHandle, q: str, expected: set[str]
+    ) -> None:
+        assert await _names(client, tenant, q) == expected
+
+    @pytest.mark.parametrize(
+        ("q", "expected"),
+        [
+            ("j", {"Jane Doe", "John Smith"}),
+            ("zo", {"Zoë Ångström"}),
+            ("ö", {"Zoë Ångström"}),
+            ("@", {"Jane Doe", "John Smith", "Percent 100% Sure"}),
+            ("q", set()),
+            ("j d", {"Jane Doe"}),
+        ],
+    )
+    async def test_short_queries(
+        self, client: httpx.AsyncClient, tenant: TenantHandle, q: str, expected: set[str]
+    ) -> None:
+        assert await _names(client, tenant, q) == expected
+
+    @pytest.mark.parametrize(
+        "q",
+        [
+            '"',
+            '""',
+            '"jane',
+            "jane*",
+            "*",
+            "jane AND doe",
+            "jane OR doe",
+            "NOT jane",
+            "NEAR(jane doe)",
+            "NEAR(",
+            "-jane",
+            "jane -doe",
+            "^jane",
+            "{full_name}: jane",
+            "full_name:jane",
+            "'",
+            "o'brien",
+            "\\",
+            "100\\%",
+            "__",
+            "%%%",
+            "a%b_c",
+            "(",
+            "))",
+            "+",
+            "jane;drop table customers",
+        ],
+    )
+    async def test_query_syntax_is_taken_literally(
+        self, client: httpx.AsyncClient, tenant: TenantHandle, q: str
+    ) -> None:
+        # None of these strings is in any search text (except where a word is, below): they
+        # match nothing, and never fail.
+        response = await _search(client, tenant, q=q)
+        assert response.status_code == 200, response.text
+        names = {c["full_name"] for c in response.json()["items"]}
+        assert names == set(), q
+
+    async def test_literal_special_characters_are_found(
+        self, client: httpx.AsyncClient, tenant: TenantHandle
+    ) -> None:
+        for name in ('Ann "Quote" O\'Hara', "NEAR(x) AND y*", "under_score -dash"):
+            created = await client.post(
+                BASE, json={"full_name": name}, headers=bearer(tenant.admin_key)
+            )
+            assert created.status_code == 201
+        assert await _names(client, tenant, '"quote"') == {'Ann "Quote" O\'Hara'}
+        assert await _names(client, tenant, "o'hara") == {'Ann "Quote" O\'Hara'}
+        assert await _names(client, tenant, "near(x) and") == {"NEAR(x) AND y*"}
+        assert await _names(client, tenant, "y*") == {"NEAR(x) AND y*"}
+        assert await _names(client, tenant, "under_score") == {"under_score -dash"}
+        assert await _names(client, tenant, "-dash") == {"under_score -dash"}
+        assert await _names(client, tenant, "r_s") == {"under_score -dash"}
+
+    async def test_another_tenants_customers_never_appear(
+        self, client: httpx.AsyncClient, tenant: TenantHandle, factory: Factory
+    ) -> None:
+        other = await factory.tenant()
+        created = await client.post(
+            BASE,
+            json={"full_name": "Jane Doe", "email": "jane.doe@example.com"},
+            headers=bearer(other.admin_key),
+        )
+        assert created.status_code == 201
+        for q in ("jane", "jane.doe@example.com", "ja", "doe jane"):
+            ids = {c["id"] for c in (await _search(client, tenant, q=q)).json()["items"]}
+            assert created.json()["id"] not in ids, q
+            theirs = (await _search(client, other, q=q)).json()["items"]
+            assert [c["id"] for c in theirs] == [created.json()["id"]], q
+
+    async def test_soft_deleted_only_with_include_deleted(
+        self, client: httpx.AsyncClient, tenant: TenantHandle
+    ) -> None:
+        jane = (await _search(client, tenant, q="jane")).json()["items"][0]["id"]
+        deleted = await client.delete(f"{BASE}/{jane}", headers=bearer(tenant.admin_key))
+        assert deleted.status_code == 204
+        for q in ("jane", "ja", "4155552671"):
+            assert await _names(client, tenant, q) == set(), q
+            shown = await _search(client, tenant, q=q, include_deleted="true")
+            assert {c["full_name"] for c in shown.json()["items"]} == {"Jane Doe"}, q
+
+    async def test_updates_and_hard_deletes_reach_the_index(
+        self, client: httpx.AsyncClient, tenant: TenantHandle
+    ) -> None:
+        headers = bearer(tenant.admin_key)
+        jane = (await _search(client, tenant, q="jane")).json()["items"][0]["id"]
+        changed = await client.patch(
+            f"{BASE}/{jane}",
+            json={"full_name": "Janet Roe", "email": "roe@elsewhere.org", "phone": None},
+            headers=headers,
+        )
+        assert changed.status_code == 200
+        assert await _names(client, tenant, "jane doe") == set()
+        assert await _names(client, tenant, "jane.doe@example.com") == set()
+        assert await _names(client, tenant, "415-555-2671") == set()
+        assert await _names(client, tenant, "janet roe") == {"Janet Roe"}
+        assert await _names(client, tenant, "elsewhere") == {"Janet Roe"}
+        gone = await client.delete(
+            f"{BASE}/{jane}", params={"hard_delete": "true"}, headers=headers
+        )
+        assert gone.status_code == 204
+        assert (await _search(client, tenant, q="janet", include_deleted="true")).json()[
+            "items"
+        ] == []
+
+    async def test_cursor_pages_and_other_filters_over_results(
+        self, client: httpx.AsyncClient, tenant: TenantHandle
+    ) -> None:
+        headers = bearer(tenant.admin_key)
+        made: list[tuple[str, bool]] = []
+        for i in range(7):
+            response = await client.post(
+                BASE,
+                json={
+                    "full_name": f"Pager {i}",
+                    "email": f"pager{i}@paging.example",
+                    "status": "inactive" if i % 2 else "active",
+                },
+                headers=headers,
+            )
+            assert response.status_code == 201
+            made.append((response.json()["id"], i % 2 == 0))
+        seen: list[str] = []
+        cursor = None
+        while True:
+            params = {"q": "paging.example", "limit": "3"}
+            if cursor:
+                params["cursor"] = cursor
+            page = (await _search(client, tenant, **params)).json()
+            seen += [c["id"] for c in page["items"]]
+            cursor = page["next_cursor"]
+            if cursor is None:
+                break
+        assert seen == sorted((id_ for id_, _ in made), reverse=True)
+        active = await _search(client, tenant, q="pager", status="active")
+        expected = sorted((id_ for id_, is_active in made if is_active), reverse=True)
+        assert [c["id"] for c in active.json()["items"]] == expected
+        by_name = await _search(client, tenant, q="pager", sort="full_name", limit="2", skip="1")
+        assert [c["full_name"] for c in by_name.json()["items"]] == ["Pager 1", "Pager 2"]
+
+
+class TestSearchFunction:
+    async def test_it_sees_only_the_transactions_tenant(
+        self, tenant: TenantHandle, runtime: Runtime, factory: Factory
+    ) -> None:
+        if not runtime.settings.is_postgres:
+            pytest.skip("customer_search_ids() exists on PostgreSQL only")
+        other = await factory.tenant()
+        query = sa.text("SELECT count(*) FROM customer_search_ids(:q)")
+        async with runtime.db.transaction(tenant_id=tenant.id, write=False) as session:
+            assert (await session.execute(query, {"q": "jane"})).scalar_one() == 1
+            # Rows of the index itself: the runtime role sees its tenant's only.
+            rows = sa.text("SELECT DISTINCT tenant_id FROM customer_search")
+            assert (await session.execute(rows)).scalars().all() == [tenant.id]
+        async with runtime.db.transaction(tenant_id=other.id, write=False) as session:
+            assert (await session.execute(query, {"q": "jane"})).scalar_one() == 0
+        async with runtime.db.engine.connect() as conn:
+            # No tenant set: nothing at all.
+            assert (await conn.execute(query, {"q": "jane"})).scalar_one() == 0

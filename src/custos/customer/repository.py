@@ -8,6 +8,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from custos.customer import search
 from custos.exceptions import InvalidInput
 from custos.models import Customer
 
@@ -102,7 +103,8 @@ class CustomerRepository:
     ) -> sa.Select[tuple[Customer]]:
         stmt = self._scoped()
         if q:
-            stmt = stmt.where(Customer.search_text.contains(search_term(q), autoescape=True))
+            dialect = self.session.get_bind().dialect.name
+            stmt = stmt.where(search.matches(search_term(q), dialect))
         if tag:
             stmt = stmt.where(self._has_tag(tag))
         if not include_deleted:
