@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import secrets
@@ -29,8 +30,11 @@ def custos(settings: Settings) -> Any:
     }
     env.pop("REDIS_URL", None)
 
-    def run(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-        result = subprocess.run(
+    async def run(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        # In a thread: the suite's event loop keeps serving its own background work (audit
+        # sealing holds SQLite's write lock for a moment), as a real server would.
+        result = await asyncio.to_thread(
+            subprocess.run,
             [sys.executable, "-c", "from custos.cli import main; main()", *args],
             env=env,
             capture_output=True,
@@ -50,32 +54,36 @@ class TestCli:
     ) -> None:
         slug = f"cli-{secrets.token_hex(4)}"
         tenant = json.loads(
-            custos("create-tenant", "--slug", slug, "--name", "CLI", "--json").stdout
+            (await custos("create-tenant", "--slug", slug, "--name", "CLI", "--json")).stdout
         )
         assert tenant["slug"] == slug
         user = json.loads(
-            custos(
-                "create-user",
-                "--tenant",
-                slug,
-                "--email",
-                f"ops@{slug}.example",
-                "--role",
-                "viewer",
-                "--json",
+            (
+                await custos(
+                    "create-user",
+                    "--tenant",
+                    slug,
+                    "--email",
+                    f"ops@{slug}.example",
+                    "--role",
+                    "viewer",
+                    "--json",
+                )
             ).stdout
         )
         assert len(user["password"]) >= 12
         key = json.loads(
-            custos(
-                "create-api-key",
-                "--tenant",
-                slug,
-                "--name",
-                "ci",
-                "--scopes",
-                "users:read,audit:read",
-                "--json",
+            (
+                await custos(
+                    "create-api-key",
+                    "--tenant",
+                    slug,
+                    "--name",
+                    "ci",
+                    "--scopes",
+                    "users:read,audit:read",
+                    "--json",
+                )
             ).stdout
         )
         assert key["key"].startswith("cst_live_")
@@ -94,7 +102,7 @@ class TestCli:
         }
         assert {e["actor_type"] for e in made_by_cli} == {"system"}
 
-    def test_mistakes_are_one_line_errors_not_tracebacks(self, custos: Any) -> None:
+    async def test_mistakes_are_one_line_errors_not_tracebacks(self, custos: Any) -> None:
         for args in (
             (
                 "create-api-key",
@@ -108,7 +116,7 @@ class TestCli:
             ("create-api-key", "--tenant", "x", "--name", "x", "--scopes", "root:all"),
             ("create-tenant", "--slug", "Bad Slug", "--name", "x"),
         ):
-            result = custos(*args, check=False)
+            result = await custos(*args, check=False)
             assert result.returncode == 1
             assert result.stderr.startswith("error: ")
             assert "Traceback" not in result.stderr
@@ -130,9 +138,9 @@ class TestCli:
         assert result.returncode == 2
         assert "CUSTOS_SECRET_KEY" in result.stderr
 
-    def test_openapi_is_written(self, custos: Any, tmp_path: Path) -> None:
+    async def test_openapi_is_written(self, custos: Any, tmp_path: Path) -> None:
         target = tmp_path / "openapi.json"
-        custos("openapi", "--output", str(target))
+        await custos("openapi", "--output", str(target))
         schema = json.loads(target.read_text())
         assert "/api/v1/users" in schema["paths"]
         assert "/api/customers" not in schema["paths"]

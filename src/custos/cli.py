@@ -117,6 +117,17 @@ def migrate() -> None:
     typer.echo(f"database is at the latest revision ({_describe(settings)})")
 
 
+@app.command("seal-audit")
+def seal_audit() -> None:
+    """Link every audit row not yet in its tenant's hash chain (the server does this itself)."""
+    from custos.audit.sealing import seal_all
+
+    async def job(runtime: Any) -> int:
+        return await seal_all(runtime.db)
+
+    typer.echo(f"sealed {_run(job)} audit rows")
+
+
 @app.command("create-tenant")
 def create_tenant(
     slug: Annotated[str, typer.Option(help="Unique short name, e.g. acme")],

@@ -7,9 +7,9 @@ then runs the after-commit hooks (cache invalidation broadcasts). Services only 
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, Protocol
 
 import sqlalchemy as sa
 from sqlalchemy import event
@@ -22,11 +22,17 @@ from sqlalchemy.ext.asyncio import (
 
 from custos.config import Settings
 
+
+class ChainSealer(Protocol):
+    def request(self, tenant_ids: Iterable[str]) -> None: ...
+
+
 BeforeCommitHook = Callable[[AsyncSession], Awaitable[None]]
 AfterCommitHook = Callable[[], Awaitable[None]]
 
 _BEFORE = "custos.before_commit"
 _AFTER = "custos.after_commit"
+_DATABASE = "custos.database"
 
 
 def on_before_commit(session: AsyncSession, key: str, hook: BeforeCommitHook) -> None:
@@ -36,6 +42,12 @@ def on_before_commit(session: AsyncSession, key: str, hook: BeforeCommitHook) ->
 
 def on_after_commit(session: AsyncSession, hook: AfterCommitHook) -> None:
     session.info.setdefault(_AFTER, []).append(hook)
+
+
+def database_of(session: AsyncSession) -> Database | None:
+    """The Database whose transaction this session is, if it came from one."""
+    db = session.info.get(_DATABASE)
+    return db if isinstance(db, Database) else None
 
 
 def create_engine(settings: Settings, *, runtime_role: bool = True) -> AsyncEngine:
@@ -96,6 +108,8 @@ class Database:
         self.engine = engine or create_engine(settings)
         self.is_postgres = self.engine.dialect.name == "postgresql"
         self.sessionmaker = async_sessionmaker(self.engine, expire_on_commit=False)
+        # Set by the runtime: seals the audit chains a committed transaction appended to.
+        self.audit_sealer: ChainSealer | None = None
 
     async def dispose(self) -> None:
         await self.engine.dispose()
@@ -108,6 +122,7 @@ class Database:
         if tenant_id is None and not system:
             raise ValueError("a transaction needs a tenant, or system=True")
         session = self.sessionmaker()
+        session.info[_DATABASE] = self
         try:
             if self.is_postgres:
                 await session.execute(

@@ -80,6 +80,9 @@ async def ensure_runtime_role(settings: Settings) -> None:
                 f'REVOKE UPDATE, DELETE, TRUNCATE ON {table} FROM "{role}"'
                 for table in APPEND_ONLY_TABLES
             ]
+            # Sealing sets a new audit row's place in the chain, and nothing else; a trigger
+            # refuses any change to a row once sealed.
+            statements.append(f'GRANT UPDATE (seq, prev_hash, hash) ON audit_logs TO "{role}"')
             for statement in statements:
                 await conn.execute(sa.text(statement))
     finally:

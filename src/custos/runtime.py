@@ -10,6 +10,7 @@ from redis.asyncio import Redis
 
 from custos.api_key.last_used import LastUsedTracker
 from custos.api_key.secrets import ApiKeySecrets
+from custos.audit.sealing import AuditSealer
 from custos.auth.cache import CredentialCache
 from custos.auth.passwords import Passwords
 from custos.auth.throttle import LoginThrottle, create_limits_storage
@@ -30,6 +31,7 @@ class Runtime:
     key_secrets: ApiKeySecrets
     last_used: LastUsedTracker
     login_throttle: LoginThrottle
+    audit_sealer: AuditSealer
 
     @classmethod
     def build(cls, settings: Settings, db: Database | None = None) -> Runtime:
@@ -47,13 +49,18 @@ class Runtime:
             ),
             last_used=LastUsedTracker(database, settings.api_key_last_used_flush_seconds),
             login_throttle=LoginThrottle(settings, create_limits_storage(settings, redis)),
+            audit_sealer=AuditSealer(database),
         )
 
     async def start(self) -> None:
         await self.credentials.start()
         await self.last_used.start()
+        await self.audit_sealer.start()
+        self.db.audit_sealer = self.audit_sealer
 
     async def stop(self) -> None:
+        self.db.audit_sealer = None
+        await self.audit_sealer.stop()
         await self.last_used.stop()
         await self.credentials.stop()
         if self.redis is not None:

@@ -32,7 +32,16 @@ async def _busy_tenant(client: httpx.AsyncClient, factory: Factory) -> TenantHan
             headers=bearer(tenant.admin_key),
         )
         assert response.status_code == 201
+    # Reading the verdict seals the rows just written into the chain.
+    assert (await _verify(client, tenant))["valid"] is True
     return tenant
+
+
+async def _tamper(conn: Any) -> None:
+    """What an attacker holding the owner's password would do first: on PostgreSQL a trigger
+    keeps sealed rows final, and only a superuser can switch triggers off."""
+    if conn.dialect.name == "postgresql":
+        await conn.execute(sa.text("SET LOCAL session_replication_role = replica"))
 
 
 async def _verify(client: httpx.AsyncClient, tenant: TenantHandle) -> dict[str, Any]:
@@ -154,6 +163,7 @@ class TestChainVerification:
     ) -> None:
         tenant = await _busy_tenant(client, factory)
         async with owner_engine.begin() as conn:
+            await _tamper(conn)
             await conn.execute(
                 sa.update(AuditLog)
                 .where(AuditLog.tenant_id == tenant.id, AuditLog.seq == 3)
@@ -171,6 +181,7 @@ class TestChainVerification:
         from custos.audit.chain import row_hash
 
         async with owner_engine.begin() as conn:
+            await _tamper(conn)
             row = (
                 await conn.execute(
                     sa.select(AuditLog).where(AuditLog.tenant_id == tenant.id, AuditLog.seq == 2)
@@ -191,6 +202,7 @@ class TestChainVerification:
     ) -> None:
         middle, end = await _busy_tenant(client, factory), await _busy_tenant(client, factory)
         async with owner_engine.begin() as conn:
+            await _tamper(conn)
             await conn.execute(
                 sa.delete(AuditLog).where(AuditLog.tenant_id == middle.id, AuditLog.seq == 2)
             )
@@ -217,4 +229,66 @@ class TestChainVerification:
             with pytest.raises(ProgrammingError, match="permission denied"):
                 async with runtime.db.transaction(tenant_id=tenant.id) as session:
                     await session.execute(statement)
+        assert (await _verify(client, tenant))["valid"] is True
+
+
+class TestSealing:
+    async def test_rows_are_sealed_in_the_background_soon_after_commit(
+        self,
+        client: httpx.AsyncClient,
+        raw_client: httpx.AsyncClient,
+        factory: Factory,
+        runtime: Any,
+    ) -> None:
+        tenant = await factory.tenant()
+        await asyncio.gather(
+            *(
+                raw_client.post(
+                    "/api/v1/customers",
+                    json={"full_name": f"Concurrent {n}"},
+                    headers=bearer(tenant.admin_key),
+                )
+                for n in range(20)
+            )
+        )
+        # No read seals them here: the process's sealer does, within moments.
+        for _ in range(100):
+            async with runtime.db.transaction(tenant_id=tenant.id, write=False) as session:
+                unsealed = await session.scalar(
+                    sa.select(sa.func.count())
+                    .select_from(AuditLog)
+                    .where(AuditLog.tenant_id == tenant.id, AuditLog.seq.is_(None))
+                )
+            if unsealed == 0:
+                break
+            await asyncio.sleep(0.05)
+        assert unsealed == 0
+        result = await _verify(client, tenant)
+        assert (result["valid"], result["checked"]) == (True, result["head_seq"])
+        assert result["checked"] >= 21
+
+    async def test_a_sealed_row_is_final_even_for_the_owner(
+        self,
+        client: httpx.AsyncClient,
+        factory: Factory,
+        owner_engine: AsyncEngine,
+        uses_postgres: bool,
+        runtime: Any,
+    ) -> None:
+        if not uses_postgres:
+            pytest.skip("the trigger and privileges exist on PostgreSQL only")
+        from sqlalchemy.exc import DBAPIError
+
+        tenant = await _busy_tenant(client, factory)
+        reseal = (
+            sa.update(AuditLog)
+            .where(AuditLog.tenant_id == tenant.id, AuditLog.seq == 2)
+            .values(seq=99, hash="0" * 64)
+        )
+        with pytest.raises(DBAPIError, match="is sealed and cannot change"):
+            async with owner_engine.begin() as conn:
+                await conn.execute(reseal)
+        with pytest.raises(DBAPIError, match="is sealed and cannot change"):
+            async with runtime.db.transaction(tenant_id=tenant.id) as session:
+                await session.execute(reseal)
         assert (await _verify(client, tenant))["valid"] is True

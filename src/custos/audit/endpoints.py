@@ -7,8 +7,9 @@ from pydantic import AwareDatetime
 
 from custos.audit.repository import AuditRepository
 from custos.audit.schemas import AuditEntry, ChainVerification
+from custos.audit.sealing import seal
 from custos.audit.service import verify_chain
-from custos.auth.dependencies import AuditRead, TenantSession
+from custos.auth.dependencies import AuditRead, RuntimeDep, TenantSession
 from custos.kit.pagination import Cursor, Limit, Page, keyset_page
 from custos.kit.routing import CustosRoute
 from custos.models import AuditLog
@@ -19,6 +20,7 @@ router = APIRouter(route_class=CustosRoute, prefix="/audit", tags=["audit"])
 @router.get("", response_model=Page[AuditEntry], summary="Read the audit log, newest first")
 async def list_audit(
     auth: AuditRead,
+    runtime: RuntimeDep,
     session: TenantSession,
     limit: Limit = 50,
     cursor: Cursor = None,
@@ -29,6 +31,8 @@ async def list_audit(
     since: AwareDatetime | None = Query(None),
     until: AwareDatetime | None = Query(None),
 ) -> Page[AuditEntry]:
+    # Rows committed a moment ago show with their place in the chain.
+    await seal(runtime.db, auth.tenant_id)
     stmt = AuditRepository(session, auth.tenant_id).list_statement(
         actor_id=actor_id,
         action=action,
@@ -48,6 +52,7 @@ async def list_audit(
     response_model=ChainVerification,
     summary="Recompute the hash chain and report the first broken link",
 )
-async def verify(auth: AuditRead, session: TenantSession) -> ChainVerification:
+async def verify(auth: AuditRead, runtime: RuntimeDep, session: TenantSession) -> ChainVerification:
+    await seal(runtime.db, auth.tenant_id)
     report = await verify_chain(session, auth.tenant_id)
     return ChainVerification.model_validate(asdict(report))

@@ -70,4 +70,4 @@ class AuditRepository:
                 return
             for row in rows:
                 yield row
-            last = rows[-1].seq
+            last = rows[-1].seq or last  # never None: the query took sealed rows only

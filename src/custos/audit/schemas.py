@@ -3,12 +3,14 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from pydantic import Field
+
 from custos.kit.schemas import Schema
 
 
 class AuditEntry(Schema):
     id: str
-    seq: int
+    seq: int | None = Field(description="Place in the tenant's hash chain; null until sealed")
     occurred_at: datetime
     actor_type: str
     actor_id: str | None
@@ -19,7 +21,7 @@ class AuditEntry(Schema):
     ip: str | None
     user_agent: str | None
     changes: dict[str, Any]
-    hash: str
+    hash: str | None
 
 
 class ChainVerification(Schema):

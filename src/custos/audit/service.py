@@ -10,12 +10,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from custos.audit.chain import GENESIS, row_hash
 from custos.audit.repository import AuditRepository
 from custos.auth.principal import Principal
-from custos.db import on_before_commit
+from custos.db import database_of, on_after_commit, on_before_commit
 from custos.kit.context import request_context
 from custos.kit.ids import new_id
 from custos.kit.masking import mask_field
@@ -48,20 +49,20 @@ def record(
     if tenant is None:
         raise ValueError("an audit entry needs a tenant")
     ctx = request_context.get()
-    entry = AuditLog(
-        id=new_id("aud"),
-        tenant_id=tenant,
-        occurred_at=utcnow(),
-        actor_type=actor.kind.value if actor else "system",
-        actor_id=actor.id if actor else None,
-        action=action,
-        target_type=target_type,
-        target_id=target_id,
-        request_id=ctx.request_id,
-        ip=ctx.ip,
-        user_agent=ctx.user_agent[:255] if ctx.user_agent else None,
-        changes=changes or {},
-    )
+    entry: dict[str, Any] = {
+        "id": new_id("aud"),
+        "tenant_id": tenant,
+        "occurred_at": utcnow(),
+        "actor_type": actor.kind.value if actor else "system",
+        "actor_id": actor.id if actor else None,
+        "action": action,
+        "target_type": target_type,
+        "target_id": target_id,
+        "request_id": ctx.request_id,
+        "ip": ctx.ip,
+        "user_agent": ctx.user_agent[:255] if ctx.user_agent else None,
+        "changes": changes or {},
+    }
     session.info.setdefault(_PENDING, []).append(entry)
     on_before_commit(session, "audit", _write_pending)
 
@@ -76,21 +77,20 @@ def discard_after(session: AsyncSession, count: int) -> None:
 
 
 async def _write_pending(session: AsyncSession) -> None:
-    pending: list[AuditLog] = session.info.pop(_PENDING, [])
-    by_tenant: dict[str, list[AuditLog]] = {}
-    for entry in pending:
-        by_tenant.setdefault(entry.tenant_id, []).append(entry)
-    # A fixed lock order keeps two transactions touching the same chains from deadlocking.
-    for tenant_id in sorted(by_tenant):
-        head = await AuditRepository(session, tenant_id).lock_head()
-        for entry in by_tenant[tenant_id]:
-            head.seq += 1
-            entry.seq = head.seq
-            entry.prev_hash = head.hash or GENESIS
-            entry.hash = row_hash(entry)
-            head.hash = entry.hash
-            session.add(entry)
-    await session.flush()
+    """One INSERT for the transaction's entries, unsealed: no chain lock is taken here."""
+    pending: list[dict[str, Any]] = session.info.pop(_PENDING, [])
+    if not pending:
+        return
+    await session.execute(sa.insert(AuditLog), pending)
+    db = database_of(session)
+    sealer = db.audit_sealer if db is not None else None
+    if sealer is not None:
+        tenants = {entry["tenant_id"] for entry in pending}
+
+        async def request_sealing() -> None:
+            sealer.request(tenants)
+
+        on_after_commit(session, request_sealing)
 
 
 @dataclass(frozen=True, slots=True)

@@ -15,10 +15,18 @@ class AuditLog(TenantOwned, Base):
     __table_args__ = (
         sa.UniqueConstraint("tenant_id", "seq"),
         sa.Index("ix_audit_logs_tenant_target", "tenant_id", "target_type", "target_id"),
+        sa.Index(
+            "ix_audit_logs_unsealed",
+            "tenant_id",
+            "occurred_at",
+            sqlite_where=sa.text("seq IS NULL"),
+            postgresql_where=sa.text("seq IS NULL"),
+        ),
     )
 
     id: Mapped[str] = mapped_column(sa.String(40), primary_key=True)
-    seq: Mapped[int] = mapped_column(sa.BigInteger, nullable=False)
+    # Null until the row is sealed into its tenant's chain (see custos.audit.sealing).
+    seq: Mapped[int | None] = mapped_column(sa.BigInteger)
     occurred_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False)
     actor_type: Mapped[str] = mapped_column(sa.String(20), nullable=False)
     actor_id: Mapped[str | None] = mapped_column(sa.String(40))
@@ -30,8 +38,8 @@ class AuditLog(TenantOwned, Base):
     user_agent: Mapped[str | None] = mapped_column(sa.String(255))
     # Field name -> masked value (or a marker); never raw personal data.
     changes: Mapped[dict[str, Any]] = mapped_column(JSONType, nullable=False, default=dict)
-    prev_hash: Mapped[str] = mapped_column(sa.String(64), nullable=False)
-    hash: Mapped[str] = mapped_column(sa.String(64), nullable=False)
+    prev_hash: Mapped[str | None] = mapped_column(sa.String(64))
+    hash: Mapped[str | None] = mapped_column(sa.String(64))
 
 
 class AuditHead(TenantOwned, Base):

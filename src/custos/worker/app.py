@@ -15,6 +15,7 @@ import structlog
 from procrastinate.testing import InMemoryConnector
 from sqlalchemy.engine import make_url
 
+from custos.audit import tasks as audit_tasks
 from custos.auth import tasks as auth_tasks
 from custos.config import Settings
 from custos.runtime import Runtime
@@ -37,7 +38,7 @@ def create_job_app(settings: Settings) -> procrastinate.App:
     else:
         connector = InMemoryConnector()
     app = procrastinate.App(connector=connector)
-    for register in (auth_tasks.register,):
+    for register in (auth_tasks.register, audit_tasks.register):
         register(app)
     return app
 

@@ -1,0 +1,126 @@
+"""Sealing: linking committed audit rows into their tenant's hash chain, after the fact.
+
+A request writes its audit row unsealed (no sequence number, no hash) in its own transaction,
+taking no lock. Sealing then appends the tenant's unsealed rows to the chain under the
+chain-head lock, in batches. Writers never queue behind one another for the chain, and a
+row exists exactly when its change was committed, as before; only its place in the chain
+comes a few milliseconds later. Sealing runs after each commit in the process that wrote
+(`AuditSealer`), every minute as a job (for rows a crashed process left), and before the
+audit log is read or verified.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Iterable
+
+import sqlalchemy as sa
+import structlog
+
+from custos.audit.chain import GENESIS, row_hash
+from custos.audit.repository import AuditRepository
+from custos.db import Database
+from custos.models import AuditLog
+
+log = structlog.get_logger(__name__)
+
+BATCH = 500
+
+
+async def seal(db: Database, tenant_id: str, *, batch: int = BATCH) -> int:
+    """Chain every committed unsealed row of one tenant; returns how many were sealed."""
+    sealed = 0
+    while True:
+        async with db.transaction(tenant_id=tenant_id) as session:
+            repo = AuditRepository(session, tenant_id)
+            head = await repo.lock_head()
+            rows = (
+                (
+                    await session.execute(
+                        sa.select(AuditLog)
+                        .where(AuditLog.tenant_id == tenant_id, AuditLog.seq.is_(None))
+                        .order_by(AuditLog.occurred_at, AuditLog.id)
+                        .limit(batch)
+                    )
+                )
+                .scalars()
+                .all()
+            )
+            if not rows:
+                return sealed
+            for row in rows:
+                head.seq += 1
+                row.seq = head.seq
+                row.prev_hash = head.hash or GENESIS
+                row.hash = row_hash(row)
+                head.hash = row.hash
+            await session.flush()
+        sealed += len(rows)
+        if len(rows) < batch:
+            return sealed
+
+
+async def unsealed_tenants(db: Database) -> list[str]:
+    async with db.transaction(system=True, write=False) as session:
+        found = await session.execute(
+            sa.select(AuditLog.tenant_id).where(AuditLog.seq.is_(None)).distinct()
+        )
+        return sorted(found.scalars())
+
+
+async def seal_all(db: Database) -> int:
+    return sum([await seal(db, tenant_id) for tenant_id in await unsealed_tenants(db)])
+
+
+class AuditSealer:
+    """Seals, in the background, the chains this process has just written to."""
+
+    # Commits arriving within this window are sealed together: one chain-lock round per
+    # tenant for many rows.
+    GATHER_SECONDS = 0.02
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        self._pending: set[str] = set()
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    def request(self, tenant_ids: Iterable[str]) -> None:
+        self._pending.update(tenant_ids)
+        self._wake.set()
+
+    async def start(self) -> None:
+        if self._task is None:
+            self._task = asyncio.create_task(self._run(), name="audit-sealer")
+
+    async def stop(self, timeout: float = 5.0) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        # What is left is sealed now if it can be, or by the periodic job if not.
+        with contextlib.suppress(Exception):
+            async with asyncio.timeout(timeout):
+                await self._seal_pending()
+
+    async def _run(self) -> None:
+        while True:
+            await self._wake.wait()
+            await asyncio.sleep(self.GATHER_SECONDS)
+            self._wake.clear()
+            try:
+                await self._seal_pending()
+            except Exception:  # the next commit or the periodic job retries
+                log.exception("audit_sealing_failed")
+                await asyncio.sleep(1.0)
+
+    async def _seal_pending(self) -> None:
+        tenants, self._pending = sorted(self._pending), set()
+        for done, tenant_id in enumerate(tenants):
+            try:
+                await seal(self.db, tenant_id)
+            except Exception:
+                self._pending.update(tenants[done:])
+                raise
