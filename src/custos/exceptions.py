@@ -89,6 +89,17 @@ class TooManyRequests(CustosError):
         self.retry_after = retry_after
 
 
+class DatabaseUnavailable(CustosError):
+    status = 503
+    title = "Service Unavailable"
+    slug = "database-unavailable"
+
+    def __init__(self) -> None:
+        super().__init__(
+            "The database connection was lost; retry the request", headers={"Retry-After": "1"}
+        )
+
+
 class OAuthError(CustosError):
     """RFC 6749 §5.2 errors: problem+json that also carries `error` and `error_description`."""
 

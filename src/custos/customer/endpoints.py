@@ -11,11 +11,21 @@ from custos.auth.dependencies import (
     CustomersRead,
     CustomersWrite,
     InternalWrite,
+    RuntimeDep,
     SelfRead,
     SelfWrite,
     TenantSession,
 )
-from custos.customer import analytics, batch, duplicates, merge, notes, service, statistics
+from custos.customer import (
+    analytics,
+    batch,
+    duplicates,
+    merge,
+    notes,
+    reads,
+    service,
+    statistics,
+)
 from custos.customer.repository import CustomerRepository, parse_sort
 from custos.customer.schemas import (
     BatchResult,
@@ -284,10 +294,9 @@ async def patch_me(
 
 
 @router.get("/{customer_id}", response_model=Customer, summary="Get a customer (with its ETag)")
-async def get_customer(
-    customer_id: str, auth: CustomersRead, session: TenantSession, response: Response
-) -> CustomerModel:
-    return _with_etag(response, await service.get(session, auth, customer_id))
+async def get_customer(customer_id: str, auth: CustomersRead, runtime: RuntimeDep) -> Response:
+    body, etag = await reads.customer_document(runtime.db, auth, customer_id)
+    return Response(body, media_type="application/json", headers={"ETag": etag})
 
 
 @router.put("/{customer_id}", response_model=Customer, summary="Replace a customer")
