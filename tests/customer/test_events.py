@@ -113,3 +113,22 @@ class TestCustomerEvents:
         assert merge_event.payload["merge_id"] == merge_id
         assert (undo_event.type, undo_event.subject_id) == ("customer.merge_undone", a)
         assert undo_event.payload["secondary"]["id"] == b
+
+    async def test_a_batch_writes_events_for_the_items_that_landed_only(
+        self, raw_client: httpx.AsyncClient, factory: Factory, runtime: Runtime
+    ) -> None:
+        client = raw_client  # a batch writes one audit row per item
+        tenant = await factory.tenant()
+        items = [
+            {"full_name": "One", "email": "one@example.com"},
+            {"full_name": "Dup", "email": "one@example.com"},
+            {"full_name": "Bad", "email": "not-an-email"},
+            {"full_name": "Two"},
+        ]
+        response = await client.post(
+            f"{BASE}/batch", json={"items": items}, headers=bearer(tenant.admin_key)
+        )
+        assert response.status_code == 200, response.text
+        assert (response.json()["created"], response.json()["failed"]) == (2, 2)
+        found = await _events(runtime, tenant.id)
+        assert [e.payload["customer"]["full_name"] for e in found] == ["One", "Two"]

@@ -8,7 +8,7 @@ one tenant's chain are strictly ordered.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -24,6 +24,7 @@ from custos.kit.time import utcnow
 from custos.models import AuditLog
 
 _PENDING = "custos.audit.pending"
+_AUDIT_LOGS = cast(sa.Table, AuditLog.__table__)
 
 
 def changed_fields(before: dict[str, Any], after: dict[str, Any]) -> dict[str, Any]:
@@ -81,7 +82,7 @@ async def _write_pending(session: AsyncSession) -> None:
     pending: list[dict[str, Any]] = session.info.pop(_PENDING, [])
     if not pending:
         return
-    await session.execute(sa.insert(AuditLog), pending)
+    await session.execute(sa.insert(_AUDIT_LOGS), pending)
     db = database_of(session)
     sealer = db.audit_sealer if db is not None else None
     if sealer is not None:

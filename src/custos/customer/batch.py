@@ -19,6 +19,7 @@ from custos.customer.schemas import (
     CustomerCreate,
     CustomerPatch,
 )
+from custos.event import service as event_log
 from custos.exceptions import CustosError, InvalidInput
 
 
@@ -27,16 +28,16 @@ async def run(
 ) -> BatchResult:
     results: list[BatchItemResult] = []
     for index, raw in enumerate(body.items):
-        queued = audit.pending_count(session)
+        queued = audit.pending_count(session), event_log.pending_count(session)
         try:
             # A savepoint per item: a failed item leaves the others and the transaction whole.
             async with session.begin_nested():
                 results.append(await _one(session, actor, index, raw, body.mode))
         except ValidationError as exc:
-            audit.discard_after(session, queued)
+            _discard(session, queued)
             results.append(_failed(index, _validation_errors(exc)))
         except CustosError as exc:
-            audit.discard_after(session, queued)
+            _discard(session, queued)
             errors = exc.errors or [{"loc": [], "msg": exc.detail}]
             results.append(_failed(index, errors))
     failed = [r for r in results if r.status == "error"]
@@ -76,6 +77,12 @@ async def _match(session: AsyncSession, actor: Principal, item: CustomerCreate) 
     if item.email:
         return await repo.live_email_owner(item.email)
     return None
+
+
+def _discard(session: AsyncSession, queued: tuple[int, int]) -> None:
+    """The item's savepoint was rolled back: so are its audit entries and events."""
+    audit.discard_after(session, queued[0])
+    event_log.discard_after(session, queued[1])
 
 
 def _failed(index: int, errors: list[dict[str, Any]]) -> BatchItemResult:
