@@ -26,7 +26,8 @@ only, so steadier than requests/s on a shared machine) and how many PostgreSQL s
 were opened during the run (connection pool churn).
 
 Targets (the figures are reported, not asserted): GET >= 1.5x the ORM baseline's
-requests/s and p95 < 50 ms; POST >= 1.0x the ORM baseline; filtered list p95 < 100 ms.
+requests/s and p95 < 50 ms; POST >= 1.0x the ORM baseline; list with `?q=` p95 < 100 ms
+(the issue's figure); the tag-filtered lists are reported for information.
 
 Usage: python bench/customers.py [--customers 100000 --seconds 10 ...]
 DATABASE_URL must name PostgreSQL (default postgresql://postgres@127.0.0.1:5432/postgres)
@@ -137,8 +138,8 @@ class ListTarget:
     needs: str | None = None  # a query parameter the endpoint must take, else skipped
 
 
-# The target (a common tag), then for information a rare tag and, where the endpoint has it,
-# `?q=` search for an email fragment that a handful of rows contain.
+# The target, `?q=` search for an email fragment a handful of rows contain; for information,
+# a common and a rare tag filter.
 SEARCH_TERM = "customer4242"
 LISTS = {
     "custos_list": ListTarget(
@@ -937,8 +938,8 @@ def _figures(run: Run) -> dict[str, Any]:
 def _search_note(measured: Measured) -> str:
     if "custos_search" in measured.results:
         return (
-            f"q text search: measured for information (no target of its own): ?q={SEARCH_TERM},"
-            " an email fragment few rows contain"
+            f"the list target is ?q={SEARCH_TERM} text search, an email fragment few rows"
+            " contain; the tag lists are for information"
         )
     return (
         "q text search: not measured, because it does not exist yet "
@@ -988,7 +989,8 @@ def report(
         "post_custos_over_raw": cpu_ratio("custos_post", "raw_post"),
     }
     get_p95 = r["custos_get"].p95_us / 1000
-    list_p95 = r["custos_list"].p95_us / 1000
+    # Without `?q=` the list target cannot be met: an infinite p95 fails it.
+    list_p95 = r["custos_search"].p95_us / 1000 if "custos_search" in r else float("inf")
     checks = {
         "get_ratio": (ratios["get_custos_over_orm"], GET_RATIO_TARGET, ">="),
         "get_p95_ms": (get_p95, GET_P95_TARGET_MS, "<"),
@@ -1068,7 +1070,7 @@ def report(
         "get_ratio": f"GET requests/s >= {GET_RATIO_TARGET}x ORM baseline",
         "get_p95_ms": f"GET p95 < {GET_P95_TARGET_MS:.0f} ms at {args.connections} connections",
         "post_ratio": f"POST requests/s >= {POST_RATIO_TARGET}x ORM baseline",
-        "list_p95_ms": f"filtered list p95 < {LIST_P95_TARGET_MS:.0f} ms",
+        "list_p95_ms": f"list ?q= p95 < {LIST_P95_TARGET_MS:.0f} ms",
     }
     for name, (value, _limit, _op) in checks.items():
         print(f"  {labels[name]:<48}{value:>10.2f}   {_verdict(verdicts[name])}")
