@@ -40,7 +40,7 @@ class Settings(BaseSettings):
     # On PostgreSQL, request and job sessions run as this role (no superuser, no BYPASSRLS),
     # so row-level security holds even when DATABASE_URL names a superuser.
     db_runtime_role: str = Field("custos_app", pattern=r"^[a-z_][a-z0-9_]{0,62}$")
-    db_pool_size: int = Field(10, ge=1, le=200)
+    db_pool_size: int = Field(20, ge=1, le=200)
     db_max_overflow: int = Field(10, ge=0, le=200)
 
     access_token_ttl_seconds: int = Field(900, ge=60, le=86_400)
