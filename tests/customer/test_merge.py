@@ -68,7 +68,7 @@ async def _pair(client: httpx.AsyncClient, tenant: TenantHandle) -> tuple[str, s
         phone="+44 20 7946 0958",
         company="Acme",
         tags=["newsletter", "vip"],
-        metadata={"source": "shop", "prefs": {"tz": "UTC"}},
+        metadata={"source": "shop", "prefs": {"tz": "UTC"}, "legacy_id": None},
         address={"city": "London", "country": "gb"},
     )
     for customer, body in ((primary, "called in May"), (secondary, "asked for a refund")):
@@ -137,7 +137,12 @@ class TestMerge:
         assert customer["company"] == "Acme"
         assert customer["address"]["city"] == "London"
         assert customer["tags"] == ["vip", "newsletter"]
-        assert customer["metadata"] == {"source": "web", "prefs": {"lang": "en", "tz": "UTC"}}
+        # A stored null is data: it survives the union.
+        assert customer["metadata"] == {
+            "source": "web",
+            "prefs": {"lang": "en", "tz": "UTC"},
+            "legacy_id": None,
+        }
         assert customer["order_count"] == 4
         assert customer["total_order_value"] == "20.50"
         assert customer["complaint_count"] == 2

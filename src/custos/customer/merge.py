@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from decimal import Decimal
-from typing import Any, Literal
+from typing import Any, get_args
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -19,41 +19,22 @@ from custos import events
 from custos.audit import service as audit
 from custos.auth.principal import Principal
 from custos.customer import service
-from custos.customer.schemas import MAX_TAGS, check_metadata
+from custos.customer.schemas import MAX_TAGS, MergeField, Side, check_metadata
 from custos.customer.schemas import Customer as CustomerOut
 from custos.exceptions import Conflict, InvalidInput, NotFound
 from custos.kit.ids import new_id
 from custos.kit.time import utcnow
 from custos.models import Customer, CustomerMerge, CustomerNote
 
-# Fields the caller may take from either record.
-CHOOSABLE = (
-    "external_id",
-    "email",
-    "full_name",
-    "phone",
-    "company",
-    "address",
-    "customer_type",
-    "status",
-)
-Side = Literal["primary", "secondary"]
+# Fields the caller may take from either record; metadata is united, not chosen.
+CHOOSABLE = tuple(name for name in get_args(MergeField) if name != "metadata")
 
 # Every column a merge may change, so undo can put each back; the id, tenant, version and
 # updated_at are bookkeeping (undo is a change of its own: a new version, a new ETag).
 _RESTORED = (
-    "external_id",
-    "email",
+    *service.EDITABLE,
     "email_key",
-    "full_name",
-    "phone",
-    "phone_e164",
-    "company",
-    "address",
-    "customer_type",
-    "status",
-    "tags",
-    "attributes",
+    "search_text",
     "order_count",
     "total_order_value",
     "currency",
@@ -61,7 +42,6 @@ _RESTORED = (
     "last_order_at",
     "deleted_at",
     "merged_into_id",
-    "search_text",
 )
 _DATETIMES = {"last_order_at", "deleted_at"}
 
@@ -106,16 +86,6 @@ def _source(primary: Customer, secondary: Customer, name: str, side: Side | None
     return secondary if side == "secondary" else primary
 
 
-def _deep_merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
-    merged = dict(base)
-    for key, value in over.items():
-        if isinstance(value, dict) and isinstance(merged.get(key), dict):
-            merged[key] = _deep_merge(merged[key], value)
-        else:
-            merged[key] = value
-    return merged
-
-
 async def merge(
     session: AsyncSession,
     actor: Principal,
@@ -152,9 +122,13 @@ async def merge(
             f"Together the records have more than {MAX_TAGS} tags; remove some first"
         )
     if choices.get("metadata") == "secondary":
-        attributes = _deep_merge(primary.attributes, secondary.attributes)
+        attributes = service.merge_patch(
+            primary.attributes, secondary.attributes, null_deletes=False
+        )
     else:
-        attributes = _deep_merge(secondary.attributes, primary.attributes)
+        attributes = service.merge_patch(
+            secondary.attributes, primary.attributes, null_deletes=False
+        )
     try:
         check_metadata(attributes)
     except ValueError as exc:

@@ -23,29 +23,10 @@ from custos.db import Database
 from custos.exceptions import DatabaseUnavailable, NotFound
 from custos.kit.ids import is_valid_id
 
-# The API's fields, in order; the metadata column is the ORM's `attributes`.
-_FIELDS = (
-    "id",
-    "external_id",
-    "email",
-    "full_name",
-    "phone",
-    "phone_e164",
-    "company",
-    "address",
-    "customer_type",
-    "status",
-    "tags",
-    "attributes",
-    "order_count",
-    "total_order_value",
-    "currency",
-    "complaint_count",
-    "last_order_at",
-    "created_at",
-    "updated_at",
-    "deleted_at",
-    "version",
+# The API's fields, in order, by the ORM's names: the metadata column is its `attributes`.
+_FIELDS = tuple(
+    field.validation_alias if isinstance(field.validation_alias, str) else name
+    for name, field in Customer.model_fields.items()
 )
 _COLUMNS = sql.SQL(", ").join(
     sql.SQL("{} AS {}").format(

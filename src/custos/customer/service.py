@@ -221,14 +221,17 @@ async def patch(
     return await _change(session, actor, customer_id, values, if_match, merge_metadata=True)
 
 
-def merge_patch(target: dict[str, Any], patch: dict[str, Any]) -> dict[str, Any]:
-    """RFC 7386 on a JSON object."""
+def merge_patch(
+    target: dict[str, Any], patch: dict[str, Any], *, null_deletes: bool = True
+) -> dict[str, Any]:
+    """RFC 7386 on a JSON object; with null_deletes=False a null is kept as a value (for
+    uniting two stored objects, where null is data, not an instruction)."""
     merged = dict(target)
     for key, value in patch.items():
-        if value is None:
+        if value is None and null_deletes:
             merged.pop(key, None)
         elif isinstance(value, dict) and isinstance(merged.get(key), dict):
-            merged[key] = merge_patch(merged[key], value)
+            merged[key] = merge_patch(merged[key], value, null_deletes=null_deletes)
         else:
             merged[key] = value
     return merged
