@@ -292,3 +292,41 @@ class TestSealing:
             async with runtime.db.transaction(tenant_id=tenant.id) as session:
                 await session.execute(reseal)
         assert (await _verify(client, tenant))["valid"] is True
+
+    async def test_rows_a_dead_process_left_unsealed_are_sealed_by_the_job(
+        self, raw_client: httpx.AsyncClient, factory: Factory, runtime: Any
+    ) -> None:
+        from custos.audit.sealing import seal, seal_all
+
+        # As if the writing process died between its commits and sealing them.
+        sealer, runtime.db.audit_sealer = runtime.db.audit_sealer, None
+        try:
+            tenant = await factory.tenant()
+            for n in range(3):
+                made = await raw_client.post(
+                    "/api/v1/customers",
+                    json={"full_name": f"Orphan {n}"},
+                    headers=bearer(tenant.admin_key),
+                )
+                assert made.status_code == 201
+        finally:
+            runtime.db.audit_sealer = sealer
+        async with runtime.db.transaction(tenant_id=tenant.id, write=False) as session:
+            unsealed = await session.scalar(
+                sa.select(sa.func.count())
+                .select_from(AuditLog)
+                .where(AuditLog.tenant_id == tenant.id, AuditLog.seq.is_(None))
+            )
+        assert unsealed is not None
+        assert unsealed >= 4  # the tenant's own creation, then the three customers
+        assert await seal_all(runtime.db) >= unsealed
+        assert await seal(runtime.db, tenant.id) == 0
+        result = await _verify(raw_client, tenant)
+        assert result["valid"] is True
+        assert result["checked"] == result["head_seq"]
+
+    async def test_sealing_a_chain_with_nothing_pending_writes_nothing(self, runtime: Any) -> None:
+        from custos.audit.sealing import seal
+
+        # No tenant of this id: taking the head lock would have to create a head row for it.
+        assert await seal(runtime.db, "ten_00000000000000000000000000") == 0

@@ -31,22 +31,22 @@ BATCH = 500
 async def seal(db: Database, tenant_id: str, *, batch: int = BATCH) -> int:
     """Chain every committed unsealed row of one tenant; returns how many were sealed."""
     sealed = 0
+    unsealed = sa.and_(AuditLog.tenant_id == tenant_id, AuditLog.seq.is_(None))
+    # The common case on the read paths: nothing to seal, so no lock and no write.
+    async with db.transaction(tenant_id=tenant_id, write=False) as session:
+        if await session.scalar(sa.select(AuditLog.id).where(unsealed).limit(1)) is None:
+            return 0
     while True:
         async with db.transaction(tenant_id=tenant_id) as session:
             repo = AuditRepository(session, tenant_id)
             head = await repo.lock_head()
-            rows = (
-                (
-                    await session.execute(
-                        sa.select(AuditLog)
-                        .where(AuditLog.tenant_id == tenant_id, AuditLog.seq.is_(None))
-                        .order_by(AuditLog.occurred_at, AuditLog.id)
-                        .limit(batch)
-                    )
-                )
-                .scalars()
-                .all()
+            oldest_first = (
+                sa.select(AuditLog)
+                .where(unsealed)
+                .order_by(AuditLog.occurred_at, AuditLog.id)
+                .limit(batch)
             )
+            rows = (await session.execute(oldest_first)).scalars().all()
             if not rows:
                 return sealed
             for row in rows:
