@@ -4,10 +4,15 @@ the generic path does, and leave nothing behind on the pooled connection."""
 from __future__ import annotations
 
 import httpx
+import orjson
 import pytest
 import sqlalchemy as sa
 
-from custos.runtime import Runtime
+from custos.auth.principal import Principal, PrincipalKind
+from custos.config import Settings
+from custos.customer import reads
+from custos.db import Database
+from tests.conftest import make_settings
 from tests.factories import Factory, bearer
 
 BASE = "/api/v1/customers"
@@ -75,18 +80,29 @@ async def test_malformed_deleted_and_foreign_ids_are_404(
 
 
 async def test_no_tenant_setting_outlives_the_read(
-    client: httpx.AsyncClient, factory: Factory, runtime: Runtime, uses_postgres: bool
+    client: httpx.AsyncClient, factory: Factory, settings: Settings, uses_postgres: bool
 ) -> None:
     if not uses_postgres:
         pytest.skip("the one-round-trip read and tenant settings exist on PostgreSQL only")
     tenant = await factory.tenant()
     made = await client.post(BASE, json={"full_name": "Once"}, headers=bearer(tenant.admin_key))
-    for _ in range(3):
-        read = await client.get(f"{BASE}/{made.json()['id']}", headers=bearer(tenant.admin_key))
-        assert read.status_code == 200
-    # Every idle pooled connection: no tenant set, and back in ordinary transaction mode.
-    async with runtime.db.engine.connect() as conn:
-        setting = await conn.scalar(sa.text("SELECT current_setting('app.tenant_id', true)"))
-        assert setting in (None, "")
-        raw = await conn.get_raw_connection()
-        assert getattr(raw.driver_connection, "autocommit", False) is False
+    reader = Principal(
+        kind=PrincipalKind.api_key, id="key_x", tenant_id=tenant.id, scopes=frozenset()
+    )
+    # One connection in the pool: the check below runs on the very connection the read used.
+    one_connection = make_settings(settings.database_url, db_pool_size=1, db_max_overflow=0)
+    db = Database(one_connection)
+    try:
+        body, etag = await reads.customer_document(db, reader, made.json()["id"])
+        assert etag == made.headers["ETag"]
+        assert orjson.loads(body)["full_name"] == "Once"
+        async with db.engine.connect() as conn:
+            raw = await conn.get_raw_connection()
+            assert getattr(raw.driver_connection, "autocommit", None) is False
+            leftover = await conn.scalar(sa.text("SELECT current_setting('app.tenant_id', true)"))
+            visible = await conn.scalar(sa.text("SELECT count(*) FROM customers"))
+        assert leftover in (None, "")
+        assert visible == 0
+        assert db.engine.pool.checkedin() == 1
+    finally:
+        await db.dispose()
