@@ -203,7 +203,9 @@ class TestDeleteAndRestore:
         # The email is free while the record is deleted...
         replacement = (await _create(client, tenant, email="gone@example.com")).json()
         # ...so restoring would make two live records share it.
-        assert (await client.post(f"{path}/restore", headers=headers)).status_code == 409
+        clash = await client.post(f"{path}/restore", headers=headers)
+        assert clash.status_code == 409
+        assert "email" in clash.json()["detail"]
         await client.delete(f"{BASE}/{replacement['id']}", headers=headers)
         restored = await client.post(f"{path}/restore", headers=headers)
         assert restored.status_code == 200

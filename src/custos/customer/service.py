@@ -300,10 +300,6 @@ async def restore(session: AsyncSession, actor: Principal, customer_id: str) -> 
         raise Conflict(
             f"This customer was merged into {customer.merged_into_id}; undo the merge instead"
         )
-    if customer.email:
-        owner = await CustomerRepository(session, actor.tenant_id).live_email_owner(customer.email)
-        if owner is not None:
-            raise Conflict("Another live customer now has this email; change one of them first")
     customer.deleted_at = None
     customer.version += 1
     await flush(session)
