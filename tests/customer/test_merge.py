@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import httpx
@@ -234,6 +235,20 @@ class TestMerge:
         assert (await _merge(client, tenant, a["id"], b["id"])).status_code == 201
         assert (await _merge(client, tenant, c["id"], b["id"])).status_code == 404
         assert (await _merge(client, tenant, b["id"], c["id"])).status_code == 404
+
+    async def test_crossed_concurrent_merges_leave_one_merged_pair(
+        self, client: httpx.AsyncClient, raw_client: httpx.AsyncClient, tenant: TenantHandle
+    ) -> None:
+        a, b = [await _create(client, tenant, full_name=n) for n in "AB"]
+        first, second = await asyncio.gather(
+            _merge(raw_client, tenant, a["id"], b["id"]),
+            _merge(raw_client, tenant, b["id"], a["id"]),
+        )
+        assert sorted([first.status_code, second.status_code]) == [201, 404]
+        winner = first if first.status_code == 201 else second
+        kept = winner.json()["customer"]["id"]
+        listed = await client.get(BASE, headers=bearer(tenant.admin_key))
+        assert [c["id"] for c in listed.json()["items"]] == [kept]
 
 
 class TestUndo:
