@@ -69,8 +69,11 @@ async def customer_document(db: Database, actor: Principal, customer_id: str) ->
                 row = await cursor.fetchone()
             finally:
                 await driver.set_autocommit(False)
-        except psycopg.OperationalError:
-            await conn.invalidate()
+        except psycopg.OperationalError as error:
+            # As SQLAlchemy does on a disconnect it sees itself: every connection of this
+            # generation is suspect (a server restart ends them all), so the whole pool is
+            # recycled on checkout, not only this one connection.
+            db.engine.sync_engine.pool._invalidate(raw, error)
             raise DatabaseUnavailable() from None
     if row is None:
         raise NotFound("No such customer")
