@@ -7,10 +7,11 @@ then runs the after-commit hooks (cache invalidation broadcasts). Services only 
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from contextlib import asynccontextmanager
 from typing import Any, Protocol
 
+import psycopg
 import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.ext.asyncio import (
@@ -21,6 +22,7 @@ from sqlalchemy.ext.asyncio import (
 )
 
 from custos.config import Settings
+from custos.exceptions import DatabaseUnavailable
 
 
 class ChainSealer(Protocol):
@@ -141,6 +143,44 @@ class Database:
             raise
         finally:
             await session.close()
+
+    async def one_round_trip(
+        self, tenant_id: str, statements: str, params: Sequence[Any] = ()
+    ) -> list[tuple[Any, ...]]:
+        """PostgreSQL only: the tenant settings and `statements` (`;`-separated, `%s`
+        placeholders) sent as one simple-protocol message, which the server runs as one
+        implicit transaction: all of it commits or none does, and the transaction-local
+        settings hold for every statement and end with it. Same pool and role as every
+        other transaction, so row-level security applies as usual. Returns the last
+        statement's rows.
+
+        For the hottest paths only. Parameters are quoted by the driver (a client-side
+        binding cursor); hooks do not run, so the caller does what its commit would trigger.
+        """
+        async with self.engine.connect() as conn:
+            raw = await conn.get_raw_connection()
+            driver: psycopg.AsyncConnection[Any] = raw.driver_connection  # type: ignore[assignment]
+            try:
+                await driver.set_autocommit(True)
+                try:
+                    cursor = psycopg.AsyncClientCursor(driver)
+                    await cursor.execute(_ONE_ROUND_TRIP_PREFIX + statements, (tenant_id, *params))
+                    while cursor.nextset():
+                        pass
+                    return await cursor.fetchall() if cursor.description else []
+                finally:
+                    await driver.set_autocommit(False)
+            except psycopg.OperationalError as error:
+                # As SQLAlchemy does on a disconnect it sees itself: every connection of
+                # this generation is suspect (a server restart ends them all), so the whole
+                # pool is recycled on checkout, not only this one connection.
+                self.engine.sync_engine.pool._invalidate(raw, error)
+                raise DatabaseUnavailable() from None
+
+
+_ONE_ROUND_TRIP_PREFIX = (
+    "SELECT set_config('app.tenant_id', %s, true), set_config('app.bypass_rls', 'off', true); "
+)
 
 
 async def commit(session: AsyncSession) -> None:

@@ -46,6 +46,21 @@ def record(
     tenant_id: str | None = None,
     changes: dict[str, Any] | None = None,
 ) -> None:
+    entry = new_entry(actor, action, target_type, target_id, tenant_id=tenant_id, changes=changes)
+    session.info.setdefault(_PENDING, []).append(entry)
+    on_before_commit(session, "audit", _write_pending)
+
+
+def new_entry(
+    actor: Principal | None,
+    action: str,
+    target_type: str,
+    target_id: str | None,
+    *,
+    tenant_id: str | None = None,
+    changes: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The audit row's values (unsealed), for record() or a caller writing it itself."""
     tenant = tenant_id or (actor.tenant_id if actor else None)
     if tenant is None:
         raise ValueError("an audit entry needs a tenant")
@@ -64,8 +79,7 @@ def record(
         "user_agent": ctx.user_agent[:255] if ctx.user_agent else None,
         "changes": changes or {},
     }
-    session.info.setdefault(_PENDING, []).append(entry)
-    on_before_commit(session, "audit", _write_pending)
+    return entry
 
 
 def pending_count(session: AsyncSession) -> int:

@@ -4,7 +4,6 @@ from typing import Annotated, Any
 
 import sqlalchemy as sa
 from fastapi import APIRouter, Header, Query, Response
-from fastapi.responses import JSONResponse
 from pydantic import AwareDatetime
 
 from custos.auth.dependencies import (
@@ -25,6 +24,7 @@ from custos.customer import (
     reads,
     service,
     statistics,
+    writes,
 )
 from custos.customer.repository import CustomerRepository, parse_sort
 from custos.customer.schemas import (
@@ -49,7 +49,7 @@ from custos.customer.schemas import (
     UndoResult,
 )
 from custos.exceptions import InvalidInput, NotFound
-from custos.kit.idempotency import Idempotency, IdempotencyKeyHeader, fingerprint
+from custos.kit.idempotency import IdempotencyKeyHeader
 from custos.kit.pagination import (
     Cursor,
     Limit,
@@ -92,22 +92,11 @@ def _with_etag(response: Response, customer: CustomerModel) -> CustomerModel:
 async def create_customer(
     body: CustomerCreate,
     auth: CustomersWrite,
-    session: TenantSession,
+    runtime: RuntimeDep,
     idempotency_key: IdempotencyKeyHeader = None,
 ) -> Response:
-    idempotency = None
-    if idempotency_key:
-        request_fingerprint = fingerprint("POST", "/customers", body.model_dump(mode="json"))
-        idempotency = Idempotency(session, auth, idempotency_key, request_fingerprint)
-        stored = await idempotency.replay()
-        if stored is not None:
-            return JSONResponse(stored.response, stored.status_code, headers=stored.headers)
-    customer = await service.create(session, auth, body)
-    content = Customer.model_validate(customer).model_dump(mode="json")
-    headers = {"ETag": service.etag(customer), "Location": f"/api/v1/customers/{customer.id}"}
-    if idempotency is not None:
-        await idempotency.remember(201, content, headers)
-    return JSONResponse(content, 201, headers=headers)
+    content, headers = await writes.create(runtime.db, auth, body, idempotency_key)
+    return Response(content, 201, media_type="application/json", headers=headers)
 
 
 @router.get("", response_model=Page[Customer], summary="List customers, newest first")

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Any
 
 from sqlalchemy.exc import IntegrityError
@@ -88,23 +89,21 @@ async def flush(session: AsyncSession) -> None:
     try:
         await session.flush()
     except IntegrityError as exc:
-        field = _duplicated_field(exc)
-        raise Conflict(
-            f"Another customer already has this {field or 'email or external_id'}",
-            errors=[{"loc": ["body", field], "msg": "already used by another customer"}]
-            if field
-            else None,
-        ) from None
+        raise duplicate_conflict(exc.orig) from None
 
 
-def _duplicated_field(exc: IntegrityError) -> str | None:
-    diag = getattr(exc.orig, "diag", None)
+def duplicate_conflict(driver_error: BaseException | None) -> Conflict:
+    """The 409 for a unique index refusing a write, naming the field when it can tell."""
+    diag = getattr(driver_error, "diag", None)
     # PostgreSQL names the index; SQLite names its columns.
-    text = str(getattr(diag, "constraint_name", None) or exc.orig)
-    for field in ("external_id", "email"):
-        if field in text:
-            return field
-    return None
+    text = str(getattr(diag, "constraint_name", None) or driver_error)
+    field = next((f for f in ("external_id", "email") if f in text), None)
+    return Conflict(
+        f"Another customer already has this {field or 'email or external_id'}",
+        errors=[{"loc": ["body", field], "msg": "already used by another customer"}]
+        if field
+        else None,
+    )
 
 
 def derive(customer: Customer) -> None:
@@ -147,7 +146,9 @@ def emit(
     )
 
 
-async def create(session: AsyncSession, actor: Principal, body: CustomerCreate) -> Customer:
+def new_customer(actor: Principal, body: CustomerCreate, policy: PhonePolicy) -> Customer:
+    """The record a create makes, normalised and with its derived columns, not yet stored."""
+    now = utcnow()
     customer = Customer(
         id=new_id("cus"),
         tenant_id=actor.tenant_id,
@@ -160,10 +161,28 @@ async def create(session: AsyncSession, actor: Principal, body: CustomerCreate) 
         status=body.status,
         tags=body.tags,
         attributes=body.metadata,
+        order_count=0,
+        total_order_value=Decimal("0.00"),  # as the column (scale 2) gives it back
+        currency=None,
+        complaint_count=0,
+        last_order_at=None,
+        deleted_at=None,
+        merged_into_id=None,
         version=1,
+        created_at=now,
+        updated_at=now,
     )
-    _apply_phone(customer, body.phone, await _phone_policy(session, actor))
+    _apply_phone(customer, body.phone, policy)
     derive(customer)
+    return customer
+
+
+def created_audit_changes(customer: Customer) -> dict[str, Any]:
+    return audit.changed_fields({}, audited(customer))
+
+
+async def create(session: AsyncSession, actor: Principal, body: CustomerCreate) -> Customer:
+    customer = new_customer(actor, body, await _phone_policy(session, actor))
     session.add(customer)
     await flush(session)
     audit.record(
@@ -172,7 +191,7 @@ async def create(session: AsyncSession, actor: Principal, body: CustomerCreate) 
         "customer.created",
         "customer",
         customer.id,
-        changes=audit.changed_fields({}, audited(customer)),
+        changes=created_audit_changes(customer),
     )
     emit(session, actor, events.CUSTOMER_CREATED, customer)
     return customer

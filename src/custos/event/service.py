@@ -44,6 +44,29 @@ def emit(
     tenant_id: str | None = None,
 ) -> str:
     """Queue the event; returns its id."""
+    event = new_row(
+        actor,
+        event_type,
+        payload,
+        subject_type=subject_type,
+        subject_id=subject_id,
+        tenant_id=tenant_id,
+    )
+    session.info.setdefault(_PENDING, []).append(event)
+    on_before_commit(session, "events", _write_pending)
+    return str(event["id"])
+
+
+def new_row(
+    actor: Principal | None,
+    event_type: EventType,
+    payload: Any,
+    *,
+    subject_type: str | None = None,
+    subject_id: str | None = None,
+    tenant_id: str | None = None,
+) -> dict[str, Any]:
+    """The event's values, for emit() or a caller writing the row itself."""
     tenant = tenant_id or (actor.tenant_id if actor else None)
     if tenant is None:
         raise ValueError("an event needs a tenant")
@@ -60,9 +83,7 @@ def emit(
         "request_id": request_context.get().request_id,
         "payload": payload,
     }
-    session.info.setdefault(_PENDING, []).append(event)
-    on_before_commit(session, "events", _write_pending)
-    return str(event["id"])
+    return event
 
 
 async def _write_pending(session: AsyncSession) -> None:
