@@ -15,6 +15,8 @@ from custos.db import create_engine
 
 # Tables the runtime role may read and append to but never change: the audit log.
 APPEND_ONLY_TABLES = ("audit_logs",)
+# Tables only the owner's SECURITY DEFINER functions touch: statistics across all tenants.
+OWNER_ONLY_TABLES = ("customer_search_trigram_stats",)
 
 
 def migrations_dir() -> Path:
@@ -76,6 +78,7 @@ async def ensure_runtime_role(settings: Settings) -> None:
                 f'GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA public TO "{role}"',
                 f'REVOKE ALL ON alembic_version FROM "{role}"',
             ]
+            statements += [f'REVOKE ALL ON {table} FROM "{role}"' for table in OWNER_ONLY_TABLES]
             statements += [
                 f'REVOKE UPDATE, DELETE, TRUNCATE ON {table} FROM "{role}"'
                 for table in APPEND_ONLY_TABLES

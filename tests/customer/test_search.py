@@ -4,10 +4,79 @@ import httpx
 import pytest
 import sqlalchemy as sa
 
+from custos.customer.tasks import refresh_search_statistics
+from custos.db import create_engine
 from custos.runtime import Runtime
 from tests.factories import Factory, TenantHandle, bearer
 
 BASE = "/api/v1/customers"
+
+PARTIAL = [
+    ("jan", {"Jane Doe"}),
+    ("DOE", {"Jane Doe"}),
+    ("jane.doe@example.com", {"Jane Doe"}),
+    ("@acme", {"John Smith"}),
+    ("acme corp", {"John Smith"}),
+    ("ångström", {"Zoë Ångström"}),
+    ("example.com", {"Jane Doe", "Percent 100% Sure"}),
+]
+
+PHONES = [
+    "(415) 555-2671",
+    "415-555-2671",
+    "+1 415 555 2671",
+    "4155552671",
+    "14155552671",
+    "555-2671",
+]
+
+WORDS = [
+    ("ane do", {"Jane Doe"}),  # substrings, any word length
+    ("doe jane", {"Jane Doe"}),  # every word, in any order
+    ("SMI", {"John Smith"}),
+    ("acme-mail.com", {"John Smith"}),
+    ("jsmith@acme", {"John Smith"}),
+    ("2671", {"Jane Doe"}),  # phone digits
+    ("jane nobody", set()),
+]
+
+SHORT = [
+    ("j", {"Jane Doe", "John Smith"}),
+    ("zo", {"Zoë Ångström"}),
+    ("ö", {"Zoë Ångström"}),
+    ("@", {"Jane Doe", "John Smith", "Percent 100% Sure"}),
+    ("q", set()),
+    ("j d", {"Jane Doe"}),
+]
+
+SYNTAX = [
+    '"',
+    '""',
+    '"jane',
+    "jane*",
+    "*",
+    "jane AND doe",
+    "jane OR doe",
+    "NOT jane",
+    "NEAR(jane doe)",
+    "NEAR(",
+    "-jane",
+    "jane -doe",
+    "^jane",
+    "{full_name}: jane",
+    "full_name:jane",
+    "'",
+    "o'brien",
+    "\\",
+    "100\\%",
+    "__",
+    "%%%",
+    "a%b_c",
+    "(",
+    "))",
+    "+",
+    "jane;drop table customers",
+]
 
 
 @pytest.fixture
@@ -31,34 +100,13 @@ async def _names(client: httpx.AsyncClient, tenant: TenantHandle, q: str) -> set
 
 
 class TestSearch:
-    @pytest.mark.parametrize(
-        ("q", "expected"),
-        [
-            ("jan", {"Jane Doe"}),
-            ("DOE", {"Jane Doe"}),
-            ("jane.doe@example.com", {"Jane Doe"}),
-            ("@acme", {"John Smith"}),
-            ("acme corp", {"John Smith"}),
-            ("ångström", {"Zoë Ångström"}),
-            ("example.com", {"Jane Doe", "Percent 100% Sure"}),
-        ],
-    )
+    @pytest.mark.parametrize(("q", "expected"), PARTIAL)
     async def test_by_partial_name_email_and_company(
         self, client: httpx.AsyncClient, tenant: TenantHandle, q: str, expected: set[str]
     ) -> None:
         assert await _names(client, tenant, q) == expected
 
-    @pytest.mark.parametrize(
-        "q",
-        [
-            "(415) 555-2671",
-            "415-555-2671",
-            "+1 415 555 2671",
-            "4155552671",
-            "14155552671",
-            "555-2671",
-        ],
-    )
+    @pytest.mark.parametrize("q", PHONES)
     async def test_by_phone_in_any_format(
         self, client: httpx.AsyncClient, tenant: TenantHandle, q: str
     ) -> None:
@@ -97,70 +145,19 @@ async def _search(client: httpx.AsyncClient, tenant: TenantHandle, **params: str
 
 
 class TestSearchIndex:
-    @pytest.mark.parametrize(
-        ("q", "expected"),
-        [
-            ("ane do", {"Jane Doe"}),  # substrings, any word length
-            ("doe jane", {"Jane Doe"}),  # every word, in any order
-            ("SMI", {"John Smith"}),
-            ("acme-mail.com", {"John Smith"}),
-            ("jsmith@acme", {"John Smith"}),
-            ("2671", {"Jane Doe"}),  # phone digits
-            ("jane nobody", set()),
-        ],
-    )
+    @pytest.mark.parametrize(("q", "expected"), WORDS)
     async def test_words_and_substrings(
         self, client: httpx.AsyncClient, tenant: TenantHandle, q: str, expected: set[str]
     ) -> None:
         assert await _names(client, tenant, q) == expected
 
-    @pytest.mark.parametrize(
-        ("q", "expected"),
-        [
-            ("j", {"Jane Doe", "John Smith"}),
-            ("zo", {"Zoë Ångström"}),
-            ("ö", {"Zoë Ångström"}),
-            ("@", {"Jane Doe", "John Smith", "Percent 100% Sure"}),
-            ("q", set()),
-            ("j d", {"Jane Doe"}),
-        ],
-    )
+    @pytest.mark.parametrize(("q", "expected"), SHORT)
     async def test_short_queries(
         self, client: httpx.AsyncClient, tenant: TenantHandle, q: str, expected: set[str]
     ) -> None:
         assert await _names(client, tenant, q) == expected
 
-    @pytest.mark.parametrize(
-        "q",
-        [
-            '"',
-            '""',
-            '"jane',
-            "jane*",
-            "*",
-            "jane AND doe",
-            "jane OR doe",
-            "NOT jane",
-            "NEAR(jane doe)",
-            "NEAR(",
-            "-jane",
-            "jane -doe",
-            "^jane",
-            "{full_name}: jane",
-            "full_name:jane",
-            "'",
-            "o'brien",
-            "\\",
-            "100\\%",
-            "__",
-            "%%%",
-            "a%b_c",
-            "(",
-            "))",
-            "+",
-            "jane;drop table customers",
-        ],
-    )
+    @pytest.mark.parametrize("q", SYNTAX)
     async def test_query_syntax_is_taken_literally(
         self, client: httpx.AsyncClient, tenant: TenantHandle, q: str
     ) -> None:
@@ -292,3 +289,55 @@ class TestSearchFunction:
         async with runtime.db.engine.connect() as conn:
             # No tenant set: nothing at all.
             assert (await conn.execute(query, {"q": "jane"})).scalar_one() == 0
+
+
+class TestRarestTrigramLookUp:
+    """PostgreSQL looks a word up by its whole text until trigram statistics exist, then by
+    its three rarest trigrams (migration e1dd525e7799): both must find exactly the same."""
+
+    async def test_finds_exactly_what_the_whole_word_look_up_finds(
+        self, client: httpx.AsyncClient, tenant: TenantHandle, runtime: Runtime
+    ) -> None:
+        if not runtime.settings.is_postgres:
+            pytest.skip("trigram statistics exist on PostgreSQL only")
+        for name in ("Customer4242 Example", "Customer424 Other", "Mr 2424 Digits"):
+            created = await client.post(
+                BASE, json={"full_name": name}, headers=bearer(tenant.admin_key)
+            )
+            assert created.status_code == 201
+        expected = dict(PARTIAL + WORDS + SHORT) | {q: {"Jane Doe"} for q in PHONES}
+        expected |= {q: set() for q in SYNTAX}
+        expected |= {
+            "customer4242": {"Customer4242 Example"},
+            "customer424": {"Customer4242 Example", "Customer424 Other"},
+            "2424": {"Mr 2424 Digits"},
+            "4242 exam": {"Customer4242 Example"},
+        }
+
+        async def everything() -> dict[str, set[str]]:
+            return {q: await _names(client, tenant, q) for q in expected}
+
+        await _trigram_statistics(runtime, known=False)
+        by_whole_words = await everything()
+        await _trigram_statistics(runtime, known=True)
+        by_rarest_trigrams = await everything()
+        assert by_whole_words == expected
+        assert by_rarest_trigrams == expected
+
+
+async def _trigram_statistics(runtime: Runtime, *, known: bool) -> None:
+    """Empties the statistics the search function reads, or refreshes them from a new
+    ANALYZE (as their owner: the runtime role may not touch them)."""
+    engine = create_engine(runtime.settings, runtime_role=False)
+    try:
+        async with engine.begin() as conn:
+            await conn.execute(sa.text("DELETE FROM customer_search_trigram_stats"))
+            if known:
+                await conn.execute(sa.text("ANALYZE customer_search"))
+        if known:
+            assert await refresh_search_statistics(runtime) > 0
+        async with engine.connect() as conn:
+            count = await conn.scalar(sa.text("SELECT count(*) FROM customer_search_trigram_stats"))
+    finally:
+        await engine.dispose()
+    assert bool(count) == known

@@ -18,6 +18,7 @@ from sqlalchemy.engine import make_url
 from custos.audit import tasks as audit_tasks
 from custos.auth import tasks as auth_tasks
 from custos.config import Settings
+from custos.customer import tasks as customer_tasks
 from custos.runtime import Runtime
 
 log = structlog.get_logger(__name__)
@@ -38,7 +39,7 @@ def create_job_app(settings: Settings) -> procrastinate.App:
     else:
         connector = InMemoryConnector()
     app = procrastinate.App(connector=connector)
-    for register in (auth_tasks.register, audit_tasks.register):
+    for register in (auth_tasks.register, audit_tasks.register, customer_tasks.register):
         register(app)
     return app
 
