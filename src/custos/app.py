@@ -11,7 +11,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.routing import iter_route_contexts
 
 from custos import __version__
-from custos.api import ROUTERS, UNLISTED_ROUTERS
+from custos.api import ROUTERS, UNLISTED_ROUTERS, UPLOAD_PATHS
 from custos.auth.dependencies import route_policy
 from custos.auth.scopes import SCOPES
 from custos.config import Settings, get_settings
@@ -77,6 +77,8 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
         RequestMiddleware,
         max_body_bytes=settings.max_body_bytes,
         hsts=settings.environment == "production",
+        upload_paths=UPLOAD_PATHS,
+        max_upload_bytes=settings.bulk_max_upload_bytes,
     )
     return app
 
