@@ -43,11 +43,16 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
         await runtime.start()
         if worker is not None:
             await worker.start()
+        else:
+            # Requests defer jobs (bulk operations) for the `custos worker` processes.
+            await job_app.open_async()
         try:
             yield
         finally:
             if worker is not None:
                 await worker.stop()
+            else:
+                await job_app.close_async()
             await runtime.stop()
 
     app = FastAPI(

@@ -41,6 +41,7 @@ from custos.kit.time import as_utc, utcnow
 from custos.models import Feedback
 
 _FEEDBACK = cast(sa.Table, Feedback.__table__)
+_API_FIELDS = frozenset(FeedbackOut.model_fields) - {"metadata"}
 
 # Where each status may go next; a closed item is reopened by moving it back to work.
 TRANSITIONS: dict[str, frozenset[str]] = {
@@ -65,8 +66,8 @@ def etag(item: Feedback) -> str:
 
 def to_api(row: dict[str, Any]) -> dict[str, Any]:
     """A written row (column names) as the API shows it, JSON-ready: events carry this."""
-    values = dict(row)
-    values["attributes"] = values.pop("metadata")
+    values = {k: v for k, v in row.items() if k in _API_FIELDS}
+    values["attributes"] = row["metadata"]
     return FeedbackOut.model_validate(values).model_dump(mode="json")
 
 
