@@ -85,7 +85,7 @@ class Settings(BaseSettings):
     # Feedback: uploads handled within the request, and duplicate detection.
     feedback_upload_max_rows: int = Field(10_000, ge=1, le=1_000_000)
     feedback_duplicate_window_hours: int = Field(168, ge=0, le=24 * 365)
-    feedback_near_duplicate_threshold: float = Field(0.8, gt=0, le=1)
+    feedback_near_duplicate_threshold: float = Field(0.7, gt=0, le=1)
 
     log_level: str = "INFO"
     log_json: bool = True
