@@ -6,6 +6,7 @@ Every path that writes feedback (one item, a batch, an upload, a bulk import) go
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -79,6 +80,14 @@ class Candidate:
     sketch: tuple[int, ...]
     original_id: str
     received_at: datetime
+    minima: frozenset[int] = frozenset()
+
+    def __post_init__(self) -> None:
+        self.minima = frozenset(self.sketch)
+
+
+# Near-duplicates are looked for among this many of a customer's most recent items.
+NEAR_CANDIDATES = 1000
 
 
 @dataclass
@@ -87,10 +96,15 @@ class DuplicateIndex:
 
     window: timedelta
     threshold: float
-    by_customer: dict[str | None, list[Candidate]] = field(default_factory=dict)
+    by_customer: dict[str | None, deque[Candidate]] = field(default_factory=dict)
+    by_hash: dict[tuple[str | None, str], list[Candidate]] = field(default_factory=dict)
 
     def add(self, candidate: Candidate) -> None:
-        self.by_customer.setdefault(candidate.customer_id, []).append(candidate)
+        recent = self.by_customer.setdefault(candidate.customer_id, deque(maxlen=NEAR_CANDIDATES))
+        recent.append(candidate)
+        self.by_hash.setdefault((candidate.customer_id, candidate.content_hash), []).append(
+            candidate
+        )
 
     def match(
         self,
@@ -100,12 +114,19 @@ class DuplicateIndex:
         received_at: datetime,
     ) -> tuple[str, str, float] | None:
         """(original id, "exact" or "near", similarity) or None."""
+        for earlier in self.by_hash.get((customer_id, content_hash), ()):
+            if abs(earlier.received_at - received_at) <= self.window:
+                return earlier.original_id, "exact", 1.0
         best: tuple[str, str, float] | None = None
+        minima = frozenset(sketch)
+        # Sketches of texts this similar share most of their minima: a set intersection
+        # rules out the rest before the estimate is computed.
+        needed = self.threshold * min(len(minima), dedup.K) * 0.75
         for earlier in self.by_customer.get(customer_id, ()):
+            if len(minima & earlier.minima) < needed:
+                continue
             if abs(earlier.received_at - received_at) > self.window:
                 continue
-            if earlier.content_hash == content_hash:
-                return earlier.original_id, "exact", 1.0
             score = dedup.similarity(earlier.sketch, sketch)
             if score >= self.threshold and (best is None or score > best[2]):
                 best = (earlier.original_id, "near", round(score, 4))
