@@ -169,12 +169,59 @@ async def import_file(
 
 async def feedback_ingest(runtime: Runtime, actor: Principal, count: int) -> dict[str, Any]:
     rnd = random.Random(2)
-    words = (
-        "checkout page crash card pay love new dashboard great work delivery late support"
-        " never answered please add export excel app fine search slow login broken refund"
-        " order parcel damaged helpful staff price too high easy use mobile slow sync data"
-        " lost settings menu confusing fast shipping quality poor excellent service again"
-    ).split()
+    words = [
+        "checkout",
+        "page",
+        "crash",
+        "card",
+        "pay",
+        "love",
+        "new",
+        "dashboard",
+        "great",
+        "work",
+        "delivery",
+        "late",
+        "support",
+        "never",
+        "answered",
+        "please",
+        "add",
+        "export",
+        "excel",
+        "app",
+        "fine",
+        "search",
+        "slow",
+        "login",
+        "broken",
+        "refund",
+        "order",
+        "parcel",
+        "damaged",
+        "helpful",
+        "staff",
+        "price",
+        "too",
+        "high",
+        "easy",
+        "use",
+        "mobile",
+        "slow",
+        "sync",
+        "data",
+        "lost",
+        "settings",
+        "menu",
+        "confusing",
+        "fast",
+        "shipping",
+        "quality",
+        "poor",
+        "excellent",
+        "service",
+        "again",
+    ]
     items = []
     texts: list[str] = []
     for i in range(count):
@@ -254,9 +301,8 @@ def main() -> None:
     print("(the machine may be shared with other work: compare the ratios, not the absolutes)")
     print(f"{'what':<28}{'rows':>10}{'seconds':>10}{'rows/s':>10}{'x COPY':>10}")
     copy = results["copy"]
-    print(
-        f"{'raw COPY (baseline)':<28}{args.customers:>10}{copy['seconds']:>10}{copy['rows_per_s']:>10}{1:>10}"
-    )
+    label = "raw COPY (baseline)"
+    print(f"{label:<28}{args.customers:>10}{copy['seconds']:>10}{copy['rows_per_s']:>10}{1:>10}")
     for name in ("csv", "xlsx"):
         r = results[name]
         label = "import " + name.upper()

@@ -45,8 +45,10 @@ class TestSubmit:
         )
         assert response.status_code == 201, response.text
         body = response.json()
-        assert body["sentiment_label"] == "positive" and body["sentiment_score"] > 0.5
-        assert body["status"] == "new" and body["source"] == "api"
+        assert body["sentiment_label"] == "positive"
+        assert body["sentiment_score"] > 0.5
+        assert body["status"] == "new"
+        assert body["source"] == "api"
         assert response.headers["ETag"] == f'"{body["id"]}.1"'
         got = await client.get(f"{BASE}/{body['id']}", headers=bearer(tenant.admin_key))
         assert got.json() == body
@@ -319,7 +321,8 @@ class TestReads:
             json={"status": "triaged", "tags": ["checkout"]},
             headers={**headers, "If-Match": f'"{item["id"]}.1"'},
         )
-        assert moved.status_code == 200 and moved.json()["version"] == 2
+        assert moved.status_code == 200
+        assert moved.json()["version"] == 2
         stale = await client.patch(
             f"{BASE}/{item['id']}",
             json={"status": "resolved"},
