@@ -8,6 +8,7 @@ turns on Redis for credential-cache broadcasts and throttling; without it, in-pr
 from __future__ import annotations
 
 import os
+import tempfile
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
@@ -42,6 +43,8 @@ def make_settings(database_url: str, **overrides: Any) -> Settings:
         "login_rate_per_ip": "100000/minute",
         "login_failures_per_account": "100000/minute",
         "log_level": "WARNING",
+        # Import sources and export files of the run, shared with worker subprocesses.
+        "bulk_storage_dir": os.path.join(tempfile.gettempdir(), "custos-test-files"),
     }
     values.update(overrides)
     return Settings(**values)

@@ -9,9 +9,11 @@ from custos.api_key.endpoints import router as api_key_router
 from custos.audit.endpoints import router as audit_router
 from custos.auth.endpoints import oauth_router
 from custos.auth.endpoints import router as auth_router
+from custos.bulk.endpoints import router as bulk_router
 from custos.customer.endpoints import internal_router as internal_customer_router
 from custos.customer.endpoints import router as customer_router
 from custos.docs.endpoints import router as docs_router
+from custos.feedback.endpoints import router as feedback_router
 from custos.health.endpoints import router as health_router
 from custos.kit.routing import CustosRoute
 from custos.tenant.endpoints import router as tenant_router
@@ -19,6 +21,13 @@ from custos.user.endpoints import router as user_router
 
 V1_PREFIX = "/api/v1"
 ADMIN_PREFIX = "/api/admin"
+# Routes that take files: their bodies may reach `bulk_max_upload_bytes`, not `max_body_bytes`.
+UPLOAD_PATHS = (
+    "/bulk/import",
+    "/feedback/upload/json",
+    "/feedback/upload/csv",
+    "/feedback/upload/xlsx",
+)
 
 v1 = APIRouter(prefix=V1_PREFIX, route_class=CustosRoute)
 for router in (
@@ -29,6 +38,8 @@ for router in (
     audit_router,
     customer_router,
     internal_customer_router,
+    feedback_router,
+    bulk_router,
     docs_router,
 ):
     v1.include_router(router)

@@ -11,7 +11,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.routing import iter_route_contexts
 
 from custos import __version__
-from custos.api import ROUTERS, UNLISTED_ROUTERS
+from custos.api import ROUTERS, UNLISTED_ROUTERS, UPLOAD_PATHS
 from custos.auth.dependencies import route_policy
 from custos.auth.scopes import SCOPES
 from custos.config import Settings, get_settings
@@ -43,11 +43,16 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
         await runtime.start()
         if worker is not None:
             await worker.start()
+        else:
+            # Requests defer jobs (bulk operations) for the `custos worker` processes.
+            await job_app.open_async()
         try:
             yield
         finally:
             if worker is not None:
                 await worker.stop()
+            else:
+                await job_app.close_async()
             await runtime.stop()
 
     app = FastAPI(
@@ -77,6 +82,8 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
         RequestMiddleware,
         max_body_bytes=settings.max_body_bytes,
         hsts=settings.environment == "production",
+        upload_paths=UPLOAD_PATHS,
+        max_upload_bytes=settings.bulk_max_upload_bytes,
     )
     return app
 

@@ -71,6 +71,22 @@ class Settings(BaseSettings):
     # default), no on PostgreSQL, where `custos worker` processes run them.
     jobs_in_process: bool | None = None
 
+    # Bulk import and export (custos.bulk): files land in this directory (the object-storage
+    # backend is configured separately); uploads above the size or row limits are refused.
+    bulk_storage_dir: str = "./custos-files"
+    bulk_max_upload_bytes: int = Field(100 * 1_048_576, ge=1024)
+    bulk_max_rows: int = Field(1_000_000, ge=1)
+    # An XLSX is a zip: its parts may expand to at most this much, at most 100x each.
+    bulk_max_uncompressed_bytes: int = Field(1_073_741_824, ge=1024)
+    bulk_chunk_rows: int = Field(5000, ge=1, le=100_000)
+    # A worker renews its lease on an operation with every chunk; one it stopped renewing
+    # (killed) is taken over when the lease runs out.
+    bulk_lease_seconds: float = Field(60.0, gt=0, le=3600)
+    # Feedback: uploads handled within the request, and duplicate detection.
+    feedback_upload_max_rows: int = Field(10_000, ge=1, le=1_000_000)
+    feedback_duplicate_window_hours: int = Field(168, ge=0, le=24 * 365)
+    feedback_near_duplicate_threshold: float = Field(0.7, gt=0, le=1)
+
     log_level: str = "INFO"
     log_json: bool = True
 

@@ -31,6 +31,18 @@ CUSTOMER_MERGE_UNDONE = EventType(
     "customer.merge_undone", "A merge was reversed: both records are as they were before it."
 )
 
+FEEDBACK_CREATED = EventType(
+    "feedback.created",
+    "Feedback was received; `duplicate_of_id` links a re-submission or near-copy to its original.",
+)
+FEEDBACK_UPDATED = EventType(
+    "feedback.updated", "Feedback was triaged or retagged; `changed_fields` names what changed."
+)
+BULK_COMPLETED = EventType(
+    "bulk.completed",
+    "A bulk import or export finished (completed, failed or cancelled) with its counts.",
+)
+
 CATALOGUE: dict[str, EventType] = {
     event.name: event
     for event in (
@@ -40,5 +52,8 @@ CATALOGUE: dict[str, EventType] = {
         CUSTOMER_RESTORED,
         CUSTOMER_MERGED,
         CUSTOMER_MERGE_UNDONE,
+        FEEDBACK_CREATED,
+        FEEDBACK_UPDATED,
+        BULK_COMPLETED,
     )
 }

@@ -11,6 +11,8 @@ import httpx
 import pytest
 
 from custos.auth.scopes import Role
+from custos.bulk.runner import run as run_operation
+from custos.runtime import Runtime
 from tests.factories import Factory, bearer
 from tests.security.routes import ROUTE_POLICY, concrete
 
@@ -22,6 +24,7 @@ BODIES: dict[tuple[str, str], dict[str, Any]] = {
     ("PUT", "/api/v1/customers/{customer_id}"): {"full_name": "Taken Over"},
     ("PATCH", "/api/v1/customers/{customer_id}"): {"full_name": "Taken Over"},
     ("POST", "/api/v1/customers/{customer_id}/notes"): {"body": "planted"},
+    ("PATCH", "/api/v1/feedback/{feedback_id}"): {"status": "triaged"},
     ("PATCH", "/api/v1/internal/customers/{customer_id}/statistics"): {
         "increment_id": "forged-1",
         "complaints": 5,
@@ -42,7 +45,7 @@ LISTS = sorted(
 
 
 @pytest.fixture
-async def tenants(client: httpx.AsyncClient, factory: Factory) -> dict[str, Any]:
+async def tenants(client: httpx.AsyncClient, factory: Factory, runtime: Runtime) -> dict[str, Any]:
     owner, intruder = await factory.tenant(), await factory.tenant()
     user = await factory.user(owner.id, owner.slug, Role.viewer)
     key_response = await client.post(
@@ -74,6 +77,17 @@ async def tenants(client: httpx.AsyncClient, factory: Factory) -> dict[str, Any]
         json={"primary": pair[0], "secondary": pair[1]},
         headers=bearer(owner.admin_key),
     )
+    feedback_response = await client.post(
+        "/api/v1/feedback",
+        json={"customer_id": customer_id, "content": "Owned words", "feedback_type": "complaint"},
+        headers=bearer(owner.admin_key),
+    )
+    export_response = await client.post(
+        "/api/v1/bulk/export",
+        json={"resource": "customers", "format": "csv"},
+        headers=bearer(owner.admin_key),
+    )
+    await run_operation(runtime, export_response.json()["id"])
     return {
         "owner": owner,
         "intruder": intruder,
@@ -84,6 +98,8 @@ async def tenants(client: httpx.AsyncClient, factory: Factory) -> dict[str, Any]
             "note_id": note_response.json()["id"],
             "external_id": "crm-7",
             "merge_id": merge_response.json()["merge"]["id"],
+            "feedback_id": feedback_response.json()["id"],
+            "operation_id": export_response.json()["id"],
         },
     }
 
@@ -103,11 +119,26 @@ async def _snapshot(client: httpx.AsyncClient, key: str, ids: dict[str, str]) ->
         "merge": (
             await client.get(f"/api/v1/customers/merges/{ids['merge_id']}", headers=headers)
         ).json(),
+        "feedback": (
+            await client.get(f"/api/v1/feedback/{ids['feedback_id']}", headers=headers)
+        ).json(),
+        "operation": (
+            await client.get(f"/api/v1/bulk/operations/{ids['operation_id']}", headers=headers)
+        ).json(),
     }
 
 
 def test_every_path_parameter_has_a_real_id_to_try() -> None:
-    known = {"user_id", "key_id", "customer_id", "note_id", "external_id", "merge_id"}
+    known = {
+        "user_id",
+        "key_id",
+        "customer_id",
+        "note_id",
+        "external_id",
+        "merge_id",
+        "feedback_id",
+        "operation_id",
+    }
     params = {p for _, path in TENANT_ROUTES for p in re.findall(r"\{(\w+)\}", path)}
     assert params <= known, f"give the cross-tenant suite a real id for {params - known}"
     assert TENANT_ROUTES

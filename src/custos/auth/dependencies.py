@@ -101,6 +101,10 @@ UsersRead = Annotated[Principal, Depends(require_scopes("users:read"))]
 UsersWrite = Annotated[Principal, Depends(require_scopes("users:write"))]
 ApiKeysRead = Annotated[Principal, Depends(require_scopes("api_keys:read"))]
 ApiKeysWrite = Annotated[Principal, Depends(require_scopes("api_keys:write"))]
+FeedbackRead = Annotated[Principal, Depends(require_scopes("feedback:read"))]
+FeedbackWrite = Annotated[Principal, Depends(require_scopes("feedback:write"))]
+BulkRead = Annotated[Principal, Depends(require_scopes("bulk:read"))]
+BulkWrite = Annotated[Principal, Depends(require_scopes("bulk:write"))]
 AuditRead = Annotated[Principal, Depends(require_scopes("audit:read"))]
 
 

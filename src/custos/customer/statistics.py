@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -73,3 +75,31 @@ async def apply_increment(
     changed = ["order_count", "total_order_value", "complaint_count", "currency", "last_order_at"]
     customer_service.emit(session, actor, events.CUSTOMER_UPDATED, customer, changed_fields=changed)
     return customer, True
+
+
+async def add_complaints(
+    session: AsyncSession, actor: Principal, counts: Mapping[str, int]
+) -> None:
+    """Complaints counted from the tenant's own feedback, in the caller's transaction: one
+    UPDATE per distinct count, a `customer.updated` event per customer. The caller's audit
+    row (the feedback written) accounts for the change."""
+    by_count: dict[int, list[str]] = {}
+    for customer_id, count in counts.items():
+        if count > 0:
+            by_count.setdefault(count, []).append(customer_id)
+    for count, ids in by_count.items():
+        rows = await session.scalars(
+            sa.update(Customer)
+            .where(Customer.tenant_id == actor.tenant_id, Customer.id.in_(ids))
+            .values(complaint_count=Customer.complaint_count + count, version=Customer.version + 1)
+            .returning(Customer),
+            execution_options={"populate_existing": True, "synchronize_session": False},
+        )
+        for customer in rows:
+            customer_service.emit(
+                session,
+                actor,
+                events.CUSTOMER_UPDATED,
+                customer,
+                changed_fields=["complaint_count"],
+            )

@@ -30,9 +30,20 @@ _DOC_PATHS = ("/docs", "/redoc")
 
 
 class RequestMiddleware:
-    def __init__(self, app: ASGIApp, *, max_body_bytes: int, hsts: bool = False) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        max_body_bytes: int,
+        hsts: bool = False,
+        upload_paths: tuple[str, ...] = (),
+        max_upload_bytes: int = 0,
+    ) -> None:
         self.app = app
         self.max_body_bytes = max_body_bytes
+        # File uploads (paths ending so) may be larger; their endpoints bound them too.
+        self.upload_paths = upload_paths
+        self.max_upload_bytes = max(max_upload_bytes, max_body_bytes)
         self.hsts = hsts
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -59,13 +70,18 @@ class RequestMiddleware:
         replaced = False
         response_started = False
         seen = 0
+        limit = (
+            self.max_upload_bytes
+            if self.upload_paths and scope["path"].endswith(self.upload_paths)
+            else self.max_body_bytes
+        )
 
         async def limited_receive() -> Message:
             nonlocal seen, exceeded
             message = await receive()
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
-                if seen > self.max_body_bytes:
+                if seen > limit:
                     exceeded = True
                     raise PayloadTooLarge()
             return message
@@ -77,7 +93,7 @@ class RequestMiddleware:
                 # whatever it sends, the client gets the 413 problem instead.
                 if not replaced:
                     replaced = True
-                    refusal = _too_large(self.max_body_bytes, request_id, scope["path"])
+                    refusal = _too_large(limit, request_id, scope["path"])
                     await refusal(scope, receive, send_with_headers)
                 return
             await send_with_headers(message)
@@ -102,8 +118,8 @@ class RequestMiddleware:
 
         try:
             length = headers.get("content-length", "")
-            if length and (not length.isdigit() or int(length) > self.max_body_bytes):
-                refusal = _too_large(self.max_body_bytes, request_id, scope["path"])
+            if length and (not length.isdigit() or int(length) > limit):
+                refusal = _too_large(limit, request_id, scope["path"])
                 await refusal(scope, receive, send_with_headers)  # refused before reading
             else:
                 await self.app(scope, limited_receive, send_or_replace)

@@ -4,11 +4,13 @@ from custos.models.api_key import ApiKey
 from custos.models.audit_log import AuditHead, AuditLog
 from custos.models.auth_session import AuthSession, RefreshToken
 from custos.models.base import Base, TenantOwned
+from custos.models.bulk_operation import BulkOperation, BulkOperationError
 from custos.models.customer import Customer
 from custos.models.customer_merge import CustomerMerge
 from custos.models.customer_note import CustomerNote
 from custos.models.customer_stat_increment import CustomerStatIncrement
 from custos.models.event import Event
+from custos.models.feedback import Feedback
 from custos.models.idempotency_key import IdempotencyKey
 from custos.models.tenant import Tenant, TenantPlan, TenantStatus
 from custos.models.user import User
@@ -19,11 +21,14 @@ __all__ = [
     "AuditLog",
     "AuthSession",
     "Base",
+    "BulkOperation",
+    "BulkOperationError",
     "Customer",
     "CustomerMerge",
     "CustomerNote",
     "CustomerStatIncrement",
     "Event",
+    "Feedback",
     "IdempotencyKey",
     "RefreshToken",
     "Tenant",

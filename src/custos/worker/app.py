@@ -17,6 +17,7 @@ from sqlalchemy.engine import make_url
 
 from custos.audit import tasks as audit_tasks
 from custos.auth import tasks as auth_tasks
+from custos.bulk import tasks as bulk_tasks
 from custos.config import Settings
 from custos.customer import tasks as customer_tasks
 from custos.runtime import Runtime
@@ -39,7 +40,12 @@ def create_job_app(settings: Settings) -> procrastinate.App:
     else:
         connector = InMemoryConnector()
     app = procrastinate.App(connector=connector)
-    for register in (auth_tasks.register, audit_tasks.register, customer_tasks.register):
+    for register in (
+        auth_tasks.register,
+        audit_tasks.register,
+        customer_tasks.register,
+        bulk_tasks.register,
+    ):
         register(app)
     return app
 
@@ -96,6 +102,8 @@ class InProcessWorker:
             ),
             name="custos-jobs",
         )
+        # Durable work a previous process left unfinished (bulk operations) runs again.
+        await bulk_tasks.recover(self.runtime, self.job_app)
 
     async def stop(self) -> None:
         if self._task is not None:
@@ -110,6 +118,7 @@ async def run_worker(runtime: Runtime, *, concurrency: int, queues: list[str] | 
     job_app = create_job_app(runtime.settings)
     async with job_app.open_async():
         log.info("worker_started", queues=queues or list(QUEUES), concurrency=concurrency)
+        await bulk_tasks.recover(runtime, job_app)
         await job_app.run_worker_async(
             queues=queues or list(QUEUES),
             concurrency=concurrency,

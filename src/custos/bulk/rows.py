@@ -1,0 +1,120 @@
+"""Shaping file rows into the API's input: mapped columns, defaults, typed cells."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import orjson
+
+from custos.bulk.exporter import restore
+from custos.bulk.formats import cell_text
+
+# Fields that are text in the API: numbers from a spreadsheet or JSON become their text.
+TEXT_FIELDS = frozenset(
+    {
+        "id",
+        "external_id",
+        "email",
+        "full_name",
+        "first_name",
+        "last_name",
+        "phone",
+        "company",
+        "customer_type",
+        "status",
+        "customer_id",
+        "customer_external_id",
+        "customer_email",
+        "feedback_type",
+        "subject",
+        "content",
+        "source",
+        "received_at",
+    }
+)
+
+
+class RowProblem(Exception):
+    def __init__(self, field: str | None, reason: str) -> None:
+        super().__init__(reason)
+        self.field = field
+        self.reason = reason
+
+
+def clean(value: Any) -> Any:
+    value = cell_text(value)
+    if isinstance(value, str):
+        value = restore(value.strip())
+        return value or None
+    return value
+
+
+def split_tags(value: Any) -> list[Any]:
+    """A list (JSON), a JSON array in a cell, or text separated by |, ; or , (the first of
+    those present)."""
+    if isinstance(value, list):
+        return value
+    text = str(value).strip()
+    if text.startswith("["):
+        try:
+            parsed = orjson.loads(text)
+        except orjson.JSONDecodeError:
+            raise RowProblem("tags", "not a JSON array") from None
+        if not isinstance(parsed, list):
+            raise RowProblem("tags", "not a JSON array")
+        return parsed
+    for separator in "|;,":
+        if separator in text:
+            return [t.strip() for t in text.split(separator) if t.strip()]
+    return [text]
+
+
+def _metadata(value: Any) -> dict[str, Any]:
+    if isinstance(value, dict):
+        return value
+    try:
+        parsed = orjson.loads(str(value))
+    except orjson.JSONDecodeError:
+        raise RowProblem("metadata", "not a JSON object") from None
+    if not isinstance(parsed, dict):
+        raise RowProblem("metadata", "not a JSON object")
+    return parsed
+
+
+def shape(
+    values: Mapping[str, Any], mapping: Mapping[str, str], defaults: Mapping[str, Any]
+) -> dict[str, Any]:
+    """Column values -> the API's input for one item (absent and empty cells left out)."""
+    fields: dict[str, Any] = {}
+    for column, field in mapping.items():
+        value = clean(values.get(column))
+        if value is not None:
+            fields[field] = value
+    for field, value in defaults.items():
+        if fields.get(field) is None and value not in (None, ""):
+            fields[field] = value
+    item: dict[str, Any] = {}
+    address: dict[str, Any] = {}
+    extra: dict[str, Any] = {}
+    for field, value in fields.items():
+        if field in TEXT_FIELDS and not isinstance(value, str):
+            value = str(value)
+        if field.startswith("address."):
+            address[field[8:]] = value if isinstance(value, str) else str(value)
+        elif field.startswith("metadata."):
+            extra[field[9:]] = value
+        elif field == "tags":
+            item["tags"] = split_tags(value)
+        elif field == "metadata":
+            item["metadata"] = _metadata(value)
+        else:
+            item[field] = value
+    if address:
+        item["address"] = address
+    if extra:
+        item["metadata"] = {**item.get("metadata", {}), **extra}
+    first, last = item.pop("first_name", None), item.pop("last_name", None)
+    if "full_name" not in item and (first or last):
+        item["full_name"] = " ".join(p for p in (first, last) if p)
+    return item

@@ -1,0 +1,193 @@
+from __future__ import annotations
+
+from collections.abc import Collection
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from custos.models import Customer, Feedback
+
+
+def _like(text: str) -> str:
+    escaped = text.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"
+
+
+class FeedbackRepository:
+    def __init__(self, session: AsyncSession, tenant_id: str) -> None:
+        self.session = session
+        self.tenant_id = tenant_id
+
+    def _scoped(self) -> sa.Select[tuple[Feedback]]:
+        return sa.select(Feedback).where(Feedback.tenant_id == self.tenant_id)
+
+    async def get(self, feedback_id: str) -> Feedback | None:
+        stmt = self._scoped().where(Feedback.id == feedback_id)
+        return (await self.session.execute(stmt)).scalar_one_or_none()
+
+    async def for_customer(self, customer_id: str) -> list[Feedback]:
+        """Everything one person said: what a data export or erasure of them covers."""
+        stmt = self._scoped().where(Feedback.customer_id == customer_id).order_by(Feedback.id)
+        return list((await self.session.execute(stmt)).scalars())
+
+    async def live_customer_ids(self, ids: Collection[str]) -> set[str]:
+        if not ids:
+            return set()
+        stmt = sa.select(Customer.id).where(
+            Customer.tenant_id == self.tenant_id,
+            Customer.id.in_(list(ids)),
+            Customer.deleted_at.is_(None),
+        )
+        return set((await self.session.execute(stmt)).scalars())
+
+    async def recent_fingerprints(
+        self, customer_ids: Collection[str], anonymous: bool, since: datetime
+    ) -> list[sa.Row[Any]]:
+        """What duplicate detection compares against: the window's feedback of the same
+        customers (and of no customer, when anonymous items arrive)."""
+        who: list[sa.ColumnElement[bool]] = []
+        if customer_ids:
+            who.append(Feedback.customer_id.in_(list(customer_ids)))
+        if anonymous:
+            who.append(Feedback.customer_id.is_(None))
+        if not who:
+            return []
+        stmt = (
+            sa.select(
+                Feedback.id,
+                Feedback.customer_id,
+                Feedback.content_hash,
+                Feedback.sketch,
+                Feedback.duplicate_of_id,
+                Feedback.received_at,
+            )
+            .where(
+                Feedback.tenant_id == self.tenant_id, Feedback.received_at >= since, sa.or_(*who)
+            )
+            .order_by(Feedback.received_at.desc())
+            .limit(50_000)
+        )
+        return list((await self.session.execute(stmt)).all())
+
+    def list_statement(
+        self,
+        *,
+        customer_id: str | None = None,
+        feedback_type: str | None = None,
+        status: str | None = None,
+        source: str | None = None,
+        sentiment: str | None = None,
+        rating: int | None = None,
+        min_rating: int | None = None,
+        max_rating: int | None = None,
+        received_after: datetime | None = None,
+        received_before: datetime | None = None,
+        tag: str | None = None,
+        q: str | None = None,
+        duplicates: bool | None = None,
+    ) -> sa.Select[tuple[Feedback]]:
+        stmt = self._scoped()
+        for column, value in (
+            (Feedback.customer_id, customer_id),
+            (Feedback.feedback_type, feedback_type),
+            (Feedback.status, status),
+            (Feedback.source, source),
+            (Feedback.sentiment_label, sentiment),
+            (Feedback.rating, rating),
+        ):
+            if value is not None:
+                stmt = stmt.where(column == value)
+        if min_rating is not None:
+            stmt = stmt.where(Feedback.rating >= min_rating)
+        if max_rating is not None:
+            stmt = stmt.where(Feedback.rating <= max_rating)
+        if received_after is not None:
+            stmt = stmt.where(Feedback.received_at >= received_after)
+        if received_before is not None:
+            stmt = stmt.where(Feedback.received_at < received_before)
+        if duplicates is not None:
+            present = Feedback.duplicate_kind.is_not(None)
+            stmt = stmt.where(present if duplicates else sa.not_(present))
+        if tag:
+            stmt = stmt.where(self._has_tag(tag))
+        for word in (q or "").split():
+            pattern = _like(word)
+            stmt = stmt.where(
+                sa.or_(
+                    sa.func.lower(Feedback.content).like(pattern, escape="\\"),
+                    sa.func.lower(sa.func.coalesce(Feedback.subject, "")).like(
+                        pattern, escape="\\"
+                    ),
+                )
+            )
+        return stmt
+
+    def _has_tag(self, tag: str) -> sa.ColumnElement[bool]:
+        if self.session.get_bind().dialect.name == "postgresql":
+            return sa.type_coerce(Feedback.tags, JSONB).contains([tag])
+        each = sa.func.json_each(Feedback.tags).table_valued("value")
+        return sa.exists(sa.select(1).select_from(each).where(each.c.value == tag))
+
+    async def stats(self, filtered: sa.Select[tuple[Feedback]], days: int) -> dict[str, Any]:
+        base = filtered.subquery()
+
+        async def grouped(column: str) -> dict[str, int]:
+            col = base.c[column]
+            rows = await self.session.execute(
+                sa.select(col, sa.func.count()).group_by(col).order_by(col)
+            )
+            return {str(key): int(count) for key, count in rows.all()}
+
+        totals = (
+            await self.session.execute(
+                sa.select(
+                    sa.func.count(),
+                    sa.func.avg(base.c.rating),
+                    sa.func.avg(base.c.sentiment_score),
+                    sa.func.count(base.c.duplicate_kind),
+                )
+            )
+        ).one()
+        dialect = self.session.get_bind().dialect.name
+        day = (
+            sa.func.to_char(sa.func.date_trunc("day", base.c.received_at), "YYYY-MM-DD")
+            if dialect == "postgresql"
+            else sa.func.strftime("%Y-%m-%d", base.c.received_at)
+        )
+        daily_rows = await self.session.execute(
+            sa.select(
+                day.label("day"),
+                sa.func.count(),
+                sa.func.avg(base.c.sentiment_score),
+                sa.func.avg(base.c.rating),
+            )
+            .group_by(day)
+            .order_by(day.desc())
+            .limit(days)
+        )
+        return {
+            "total": int(totals[0]),
+            "average_rating": _round(totals[1]),
+            "average_sentiment": _round(totals[2]),
+            "duplicates": int(totals[3]),
+            "by_type": await grouped("feedback_type"),
+            "by_status": await grouped("status"),
+            "by_source": await grouped("source"),
+            "sentiment": await grouped("sentiment_label"),
+            "daily": [
+                {
+                    "day": str(r[0]),
+                    "count": int(r[1]),
+                    "average_sentiment": _round(r[2]),
+                    "average_rating": _round(r[3]),
+                }
+                for r in reversed(daily_rows.all())
+            ],
+        }
+
+
+def _round(value: Any) -> float | None:
+    return None if value is None else round(float(value), 4)

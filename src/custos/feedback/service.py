@@ -1,0 +1,401 @@
+"""Feedback rules: ingest (sentiment, duplicates, complaints, events), triage, reads.
+
+Every path that writes feedback (one item, a batch, an upload, a bulk import) goes through
+`ingest()`, so they all score, deduplicate and count complaints the same way.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any, cast
+
+import sqlalchemy as sa
+from pydantic import ValidationError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from custos import events
+from custos.audit import service as audit
+from custos.auth.principal import Principal
+from custos.config import Settings
+from custos.customer import statistics
+from custos.customer.service import check_if_match
+from custos.event import service as event_log
+from custos.exceptions import Conflict, InvalidInput, NotFound
+from custos.feedback import dedup, sentiment
+from custos.feedback.repository import FeedbackRepository
+from custos.feedback.schemas import (
+    Feedback as FeedbackOut,
+)
+from custos.feedback.schemas import (
+    FeedbackCreate,
+    FeedbackPatch,
+    FeedbackStatus,
+    FeedbackType,
+    IngestResult,
+    ItemError,
+)
+from custos.kit.ids import new_ids
+from custos.kit.time import as_utc, utcnow
+from custos.models import Feedback
+
+_FEEDBACK = cast(sa.Table, Feedback.__table__)
+_API_FIELDS = frozenset(FeedbackOut.model_fields) - {"metadata"}
+
+# Where each status may go next; a closed item is reopened by moving it back to work.
+TRANSITIONS: dict[str, frozenset[str]] = {
+    "new": frozenset({"triaged", "in_progress", "resolved", "closed"}),
+    "triaged": frozenset({"in_progress", "resolved", "closed"}),
+    "in_progress": frozenset({"triaged", "resolved", "closed"}),
+    "resolved": frozenset({"in_progress", "closed"}),
+    "closed": frozenset({"in_progress"}),
+}
+
+
+def ingest_free_text(actor: Principal, text: str) -> str:
+    """The one door free text (content, subject) passes before it is stored: the tenant's
+    PII policy for free text applies here. Today every tenant stores it as given."""
+    del actor  # the policy is per tenant: actor.tenant_settings
+    return text
+
+
+def etag(item: Feedback) -> str:
+    return f'"{item.id}.{item.version}"'
+
+
+def to_api(row: dict[str, Any]) -> dict[str, Any]:
+    """A written row (column names) as the API shows it, JSON-ready: events carry this."""
+    values = {k: v for k, v in row.items() if k in _API_FIELDS}
+    values["attributes"] = row["metadata"]
+    return FeedbackOut.model_validate(values).model_dump(mode="json")
+
+
+@dataclass
+class Candidate:
+    id: str
+    customer_id: str | None
+    content_hash: str
+    sketch: tuple[int, ...]
+    original_id: str
+    received_at: datetime
+    minima: frozenset[int] = frozenset()
+
+    def __post_init__(self) -> None:
+        self.minima = frozenset(self.sketch)
+
+
+# Near-duplicates are looked for among this many of a customer's most recent items.
+NEAR_CANDIDATES = 1000
+
+
+@dataclass
+class DuplicateIndex:
+    """Earlier feedback per customer within the window, including what this call added."""
+
+    window: timedelta
+    threshold: float
+    by_customer: dict[str | None, deque[Candidate]] = field(default_factory=dict)
+    by_hash: dict[tuple[str | None, str], list[Candidate]] = field(default_factory=dict)
+
+    def add(self, candidate: Candidate) -> None:
+        recent = self.by_customer.setdefault(candidate.customer_id, deque(maxlen=NEAR_CANDIDATES))
+        recent.append(candidate)
+        self.by_hash.setdefault((candidate.customer_id, candidate.content_hash), []).append(
+            candidate
+        )
+
+    def match(
+        self,
+        customer_id: str | None,
+        content_hash: str,
+        sketch: tuple[int, ...],
+        received_at: datetime,
+    ) -> tuple[str, str, float] | None:
+        """(original id, "exact" or "near", similarity) or None."""
+        for earlier in self.by_hash.get((customer_id, content_hash), ()):
+            if abs(earlier.received_at - received_at) <= self.window:
+                return earlier.original_id, "exact", 1.0
+        best: tuple[str, str, float] | None = None
+        minima = frozenset(sketch)
+        # Sketches of texts this similar share most of their minima: a set intersection
+        # rules out the rest before the estimate is computed.
+        needed = self.threshold * min(len(minima), dedup.K) * 0.75
+        for earlier in self.by_customer.get(customer_id, ()):
+            if len(minima & earlier.minima) < needed:
+                continue
+            if abs(earlier.received_at - received_at) > self.window:
+                continue
+            score = dedup.similarity(earlier.sketch, sketch)
+            if score >= self.threshold and (best is None or score > best[2]):
+                best = (earlier.original_id, "near", round(score, 4))
+        return best
+
+
+def _threshold(settings: Settings, actor: Principal) -> float:
+    tenant = actor.tenant_settings or {}
+    value = tenant.get("feedback_near_duplicate_threshold")
+    if isinstance(value, int | float) and 0 < value <= 1:
+        return float(value)
+    return settings.feedback_near_duplicate_threshold
+
+
+async def duplicate_index(
+    repo: FeedbackRepository,
+    settings: Settings,
+    actor: Principal,
+    items: Sequence[FeedbackCreate],
+    now: datetime,
+) -> DuplicateIndex:
+    window = timedelta(hours=settings.feedback_duplicate_window_hours)
+    index = DuplicateIndex(window=window, threshold=_threshold(settings, actor))
+    earliest = min((as_utc(i.received_at) for i in items if i.received_at), default=now)
+    customers = {i.customer_id for i in items if i.customer_id}
+    anonymous = any(i.customer_id is None for i in items)
+    for row in await repo.recent_fingerprints(customers, anonymous, min(earliest, now) - window):
+        index.add(
+            Candidate(
+                id=row.id,
+                customer_id=row.customer_id,
+                content_hash=row.content_hash,
+                sketch=dedup.decode(row.sketch),
+                original_id=row.duplicate_of_id or row.id,
+                received_at=row.received_at,
+            )
+        )
+    return index
+
+
+@dataclass
+class Ingested:
+    rows: list[dict[str, Any]]
+    errors: list[ItemError]
+    duplicates: int
+
+
+async def ingest(
+    session: AsyncSession,
+    actor: Principal,
+    settings: Settings,
+    items: Sequence[tuple[int, FeedbackCreate]],
+    *,
+    index: DuplicateIndex | None = None,
+) -> Ingested:
+    """Write validated items (each with its position or row number). Unknown customers
+    are per-item errors; the rest are written with one INSERT, their events queued and
+    complaints counted. No audit row: the caller writes the one its request needs."""
+    repo = FeedbackRepository(session, actor.tenant_id)
+    now = utcnow()
+    wanted = {body.customer_id for _, body in items if body.customer_id}
+    known = await repo.live_customer_ids(wanted)
+    errors: list[ItemError] = []
+    accepted: list[tuple[int, FeedbackCreate]] = []
+    for position, body in items:
+        if body.customer_id and body.customer_id not in known:
+            errors.append(
+                ItemError(
+                    index=position,
+                    errors=[{"loc": ["customer_id"], "msg": "no such customer"}],
+                )
+            )
+        else:
+            accepted.append((position, body))
+    if index is None:
+        index = await duplicate_index(repo, settings, actor, [b for _, b in accepted], now)
+    rows: list[dict[str, Any]] = []
+    complaints: dict[str, int] = {}
+    duplicates = 0
+    for (_, body), feedback_id in zip(accepted, new_ids("fb", len(accepted)), strict=True):
+        content = ingest_free_text(actor, body.content)
+        subject = ingest_free_text(actor, body.subject) if body.subject else body.subject
+        normalised = dedup.normalise(content)
+        content_hash = dedup.content_hash(normalised)
+        sketch = dedup.sketch(normalised)
+        received_at = as_utc(body.received_at) if body.received_at else now
+        match = index.match(body.customer_id, content_hash, sketch, received_at)
+        score, label = sentiment.score(content)
+        original_id, kind, similarity = match if match else (None, None, None)
+        duplicates += match is not None
+        rows.append(
+            {
+                "id": feedback_id,
+                "tenant_id": actor.tenant_id,
+                "customer_id": body.customer_id,
+                "feedback_type": body.feedback_type.value,
+                "subject": subject,
+                "content": content,
+                "source": body.source.value,
+                "rating": body.rating,
+                "status": body.status.value,
+                "tags": body.tags,
+                "metadata": body.metadata,
+                "received_at": received_at,
+                "sentiment_score": round(score, 4),
+                "sentiment_label": label,
+                "content_hash": content_hash,
+                "sketch": dedup.encode(sketch),
+                "duplicate_of_id": original_id,
+                "duplicate_kind": kind,
+                "similarity": similarity,
+                "version": 1,
+                "created_at": now,
+                "updated_at": now,
+            }
+        )
+        index.add(
+            Candidate(
+                feedback_id,
+                body.customer_id,
+                content_hash,
+                sketch,
+                original_id or feedback_id,
+                received_at,
+            )
+        )
+        # A re-submission of the same complaint counts once; a new wording counts again.
+        if body.feedback_type == FeedbackType.complaint and body.customer_id and kind != "exact":
+            complaints[body.customer_id] = complaints.get(body.customer_id, 0) + 1
+    if rows:
+        await session.execute(sa.insert(_FEEDBACK), rows)
+        for row in rows:
+            event_log.emit(
+                session,
+                actor,
+                events.FEEDBACK_CREATED,
+                {"feedback": to_api(row)},
+                subject_type="feedback",
+                subject_id=row["id"],
+            )
+        await statistics.add_complaints(session, actor, complaints)
+    return Ingested(rows=rows, errors=errors, duplicates=duplicates)
+
+
+async def create(
+    session: AsyncSession, actor: Principal, settings: Settings, body: FeedbackCreate
+) -> dict[str, Any]:
+    done = await ingest(session, actor, settings, [(0, body)])
+    if done.errors:
+        raise NotFound("No such customer")
+    row = done.rows[0]
+    changes = {
+        name: {"from": None, "to": row[name]}
+        for name in ("customer_id", "feedback_type", "source", "rating", "status")
+    }
+    if row["duplicate_of_id"]:
+        changes["duplicate_of_id"] = {"from": None, "to": row["duplicate_of_id"]}
+    audit.record(session, actor, "feedback.created", "feedback", row["id"], changes=changes)
+    return row
+
+
+def validate_items(
+    raw_items: Sequence[tuple[int, dict[str, Any]]],
+) -> tuple[list[tuple[int, FeedbackCreate]], list[ItemError]]:
+    valid: list[tuple[int, FeedbackCreate]] = []
+    errors: list[ItemError] = []
+    for position, raw in raw_items:
+        try:
+            valid.append((position, FeedbackCreate.model_validate(raw)))
+        except ValidationError as exc:
+            errors.append(ItemError(index=position, errors=validation_errors(exc)))
+    return valid, errors
+
+
+def validation_errors(exc: ValidationError) -> list[dict[str, Any]]:
+    # Where and why, never the input itself.
+    return [{"loc": list(e["loc"]), "msg": e["msg"], "type": e["type"]} for e in exc.errors()]
+
+
+async def create_many(
+    session: AsyncSession,
+    actor: Principal,
+    settings: Settings,
+    raw_items: Sequence[tuple[int, dict[str, Any]]],
+    *,
+    action: str,
+) -> IngestResult:
+    """A batch or an uploaded file, in this request: one summary audit row for the lot."""
+    valid, errors = validate_items(raw_items)
+    done = await ingest(session, actor, settings, valid)
+    errors = sorted([*errors, *done.errors], key=lambda e: e.index)
+    if done.rows:
+        audit.record(
+            session,
+            actor,
+            action,
+            "feedback",
+            None,
+            changes={
+                "created": {"from": None, "to": len(done.rows)},
+                "duplicates": {"from": None, "to": done.duplicates},
+                "failed": {"from": None, "to": len(errors)},
+            },
+        )
+    return IngestResult(
+        created=len(done.rows),
+        duplicates=done.duplicates,
+        failed=len(errors),
+        ids=[r["id"] for r in done.rows],
+        errors=errors,
+    )
+
+
+async def get(session: AsyncSession, actor: Principal, feedback_id: str) -> Feedback:
+    item = await FeedbackRepository(session, actor.tenant_id).get(feedback_id)
+    if item is None:
+        raise NotFound("No such feedback")
+    return item
+
+
+async def patch(
+    session: AsyncSession,
+    actor: Principal,
+    feedback_id: str,
+    body: FeedbackPatch,
+    if_match: str | None,
+) -> Feedback:
+    values = body.model_dump(exclude_unset=True)
+    for name in ("status", "tags"):
+        if name in values and values[name] is None:
+            raise InvalidInput(
+                f"{name} cannot be null", errors=[{"loc": ["body", name], "msg": "cannot be null"}]
+            )
+    item = await get(session, actor, feedback_id)
+    check_if_match(item, if_match)  # type: ignore[arg-type]
+    before = {"status": item.status, "tags": list(item.tags)}
+    status = values.get("status")
+    if status is not None and status != item.status:
+        if status not in TRANSITIONS[item.status]:
+            raise Conflict(
+                f"Feedback cannot move from {item.status} to {status}; from {item.status} it "
+                f"may go to {', '.join(sorted(TRANSITIONS[item.status]))}"
+            )
+        item.status = FeedbackStatus(status).value
+    if "tags" in values:
+        item.tags = values["tags"]
+    after = {"status": item.status, "tags": list(item.tags)}
+    changed = sorted(name for name in after if after[name] != before[name])
+    if changed:
+        item.version += 1
+        item.updated_at = utcnow()
+    await session.flush()
+    audit.record(
+        session,
+        actor,
+        "feedback.updated",
+        "feedback",
+        item.id,
+        changes=audit.changed_fields(before, after),
+    )
+    event_log.emit(
+        session,
+        actor,
+        events.FEEDBACK_UPDATED,
+        {
+            "feedback": FeedbackOut.model_validate(item).model_dump(mode="json"),
+            "changed_fields": changed,
+        },
+        subject_type="feedback",
+        subject_id=item.id,
+    )
+    return item

@@ -1,0 +1,344 @@
+from __future__ import annotations
+
+import json
+
+import httpx
+import pytest
+from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
+
+from custos.config import Settings
+from custos.feedback import dedup
+from tests.bulk.helpers import csv_bytes, xlsx_bytes
+from tests.factories import Factory, TenantHandle, bearer
+
+BASE = "/api/v1/feedback"
+
+
+@pytest.fixture
+async def tenant(factory: Factory) -> TenantHandle:
+    return await factory.tenant()
+
+
+async def _customer(client: httpx.AsyncClient, tenant: TenantHandle, name: str = "Fay") -> str:
+    response = await client.post(
+        "/api/v1/customers", json={"full_name": name}, headers=bearer(tenant.admin_key)
+    )
+    return str(response.json()["id"])
+
+
+class TestSubmit:
+    async def test_one_item_is_scored_stored_and_announced(
+        self, client: httpx.AsyncClient, tenant: TenantHandle
+    ) -> None:
+        customer = await _customer(client, tenant)
+        response = await client.post(
+            BASE,
+            json={
+                "customer_id": customer,
+                "feedback_type": "praise",
+                "subject": "Great support",
+                "content": "The support team was wonderful and fixed it fast!",
+                "rating": 5,
+                "tags": ["support"],
+            },
+            headers=bearer(tenant.admin_key),
+        )
+        assert response.status_code == 201, response.text
+        body = response.json()
+        assert body["sentiment_label"] == "positive"
+        assert body["sentiment_score"] > 0.5
+        assert body["status"] == "new"
+        assert body["source"] == "api"
+        assert response.headers["ETag"] == f'"{body["id"]}.1"'
+        got = await client.get(f"{BASE}/{body['id']}", headers=bearer(tenant.admin_key))
+        assert got.json() == body
+
+    async def test_an_unknown_customer_is_404_and_nothing_is_written(
+        self, client: httpx.AsyncClient, tenant: TenantHandle
+    ) -> None:
+        response = await client.post(
+            BASE,
+            json={"customer_id": "cus_01M8QVGEENA8V5MZYE7B80CS5D", "content": "hello"},
+            headers=bearer(tenant.admin_key),
+        )
+        assert response.status_code == 404
+        listed = await client.get(BASE, headers=bearer(tenant.admin_key))
+        assert listed.json()["items"] == []
+
+    @pytest.mark.parametrize(
+        "body",
+        [
+            {"content": ""},
+            {"content": "x", "rating": 6},
+            {"content": "x", "feedback_type": "rant"},
+            {"content": "x" * 10_001},
+            {"content": "x", "surprise": 1},
+        ],
+    )
+    async def test_invalid_input_is_422(
+        self, client: httpx.AsyncClient, tenant: TenantHandle, body: dict[str, object]
+    ) -> None:
+        response = await client.post(BASE, json=body, headers=bearer(tenant.admin_key))
+        assert response.status_code == 422
+        assert response.headers["content-type"] == "application/problem+json"
+
+    async def test_a_complaint_counts_on_the_customer_once_per_wording(
+        self, client: httpx.AsyncClient, tenant: TenantHandle
+    ) -> None:
+        customer = await _customer(client, tenant)
+        complaint = {"customer_id": customer, "feedback_type": "complaint"}
+        for content in ("The parcel arrived broken.", "The parcel arrived broken.", "Late again"):
+            response = await client.post(
+                BASE, json={**complaint, "content": content}, headers=bearer(tenant.admin_key)
+            )
+            assert response.status_code == 201
+        stats = await client.get(
+            f"/api/v1/customers/{customer}/statistics", headers=bearer(tenant.admin_key)
+        )
+        # The exact re-submission is linked to the first and does not count again.
+        assert stats.json()["complaint_count"] == 2
+
+    async def test_idempotency_key_replays_the_first_response(
+        self, raw_client: httpx.AsyncClient, tenant: TenantHandle
+    ) -> None:
+        headers = {**bearer(tenant.admin_key), "Idempotency-Key": "fb-1"}
+        first = await raw_client.post(BASE, json={"content": "Once"}, headers=headers)
+        again = await raw_client.post(BASE, json={"content": "Once"}, headers=headers)
+        assert first.status_code == again.status_code == 201
+        assert first.json()["id"] == again.json()["id"]
+        listed = await raw_client.get(BASE, headers=bearer(tenant.admin_key))
+        assert len(listed.json()["items"]) == 1
+
+
+class TestDuplicates:
+    async def test_resubmissions_and_near_copies_link_to_the_original(
+        self, client: httpx.AsyncClient, tenant: TenantHandle
+    ) -> None:
+        customer = await _customer(client, tenant)
+        text = "The mobile app crashes every time I open the settings page on my phone."
+        items = [
+            text,
+            text.upper(),  # normalised away: exact
+            "The mobile app crashes every time I open the settings page on my phone!!",
+            "the mobile app crashes each time I open the settings page on my phone",
+            "Please add a dark mode to the dashboard.",
+        ]
+        ids = []
+        for content in items:
+            response = await client.post(
+                BASE,
+                json={"customer_id": customer, "content": content},
+                headers=bearer(tenant.admin_key),
+            )
+            ids.append(response.json())
+        assert ids[0]["duplicate_of_id"] is None
+        assert (ids[1]["duplicate_kind"], ids[1]["duplicate_of_id"]) == ("exact", ids[0]["id"])
+        assert ids[2]["duplicate_kind"] == "exact"  # punctuation ignored
+        assert (ids[3]["duplicate_kind"], ids[3]["duplicate_of_id"]) == ("near", ids[0]["id"])
+        assert ids[4]["duplicate_of_id"] is None
+        other = await _customer(client, tenant, "Other")
+        theirs = await client.post(
+            BASE, json={"customer_id": other, "content": text}, headers=bearer(tenant.admin_key)
+        )
+        assert theirs.json()["duplicate_of_id"] is None  # another person saying the same
+
+    def test_precision_and_recall_on_a_built_set(self) -> None:
+        """Pairs built from 40 distinct complaints: re-submissions (case, punctuation),
+        near-copies (a word changed, added or dropped) and unrelated pairs."""
+        base = [
+            f"Order {n} arrived {adj} and the {item} inside was {state}; I want a refund now."
+            for n, (adj, item, state) in enumerate(
+                [
+                    (a, i, s)
+                    for a in ("late", "early", "damaged", "open")
+                    for i, s in (
+                        ("blender", "cracked"),
+                        ("lamp", "missing"),
+                        ("kettle", "leaking"),
+                        ("chair", "scratched"),
+                        ("phone case", "the wrong colour"),
+                        ("printer", "dead"),
+                        ("speaker", "silent"),
+                        ("toaster", "rusty"),
+                        ("watch", "stopped"),
+                        ("jacket", "torn"),
+                    )
+                ]
+            )
+        ]
+        positives = []
+        for text in base:
+            positives.append((text, text.upper().replace(";", ",")))
+            positives.append((text, text.replace("I want", "I would like")))
+            positives.append((text, text + " Thanks."))
+        negatives = [(base[i], base[(i * 7 + 3) % len(base)]) for i in range(len(base))]
+        negatives += [(base[i], "Love the new app, the dashboard is great!") for i in range(10)]
+        threshold = Settings().feedback_near_duplicate_threshold
+
+        def same(a: str, b: str) -> bool:
+            na, nb = dedup.normalise(a), dedup.normalise(b)
+            if dedup.content_hash(na) == dedup.content_hash(nb):
+                return True
+            return dedup.similarity(dedup.sketch(na), dedup.sketch(nb)) >= threshold
+
+        tp = sum(same(a, b) for a, b in positives)
+        fp = sum(same(a, b) for a, b in negatives if a != b)
+        precision = tp / (tp + fp)
+        recall = tp / len(positives)
+        print(f"duplicate detection: precision {precision:.3f}, recall {recall:.3f}")
+        assert precision >= 0.95
+        assert recall >= 0.9
+
+
+class TestSentiment:
+    async def test_labels_agree_with_vader_on_a_fixed_sample(
+        self, raw_client: httpx.AsyncClient, tenant: TenantHandle
+    ) -> None:
+        sample = [
+            "I love this product, it is amazing!",
+            "Terrible service, never again.",
+            "The package arrived on Tuesday.",
+            "Not bad at all, quite good actually :)",
+            "The app is okay but the login is really slow and frustrating.",
+            "Worst purchase ever!!! Completely broken.",
+            "Thanks, works as described.",
+            "It is a chair.",
+        ]
+        response = await raw_client.post(
+            f"{BASE}/batch",
+            json={"items": [{"content": text} for text in sample]},
+            headers=bearer(tenant.admin_key),
+        )
+        ids = response.json()["ids"]
+        vader = SentimentIntensityAnalyzer()
+        for text, feedback_id in zip(sample, ids, strict=True):
+            compound = vader.polarity_scores(text)["compound"]
+            expected = (
+                "positive" if compound >= 0.05 else "negative" if compound <= -0.05 else "neutral"
+            )
+            got = (
+                await raw_client.get(f"{BASE}/{feedback_id}", headers=bearer(tenant.admin_key))
+            ).json()
+            assert got["sentiment_label"] == expected, text
+            assert got["sentiment_score"] == round(compound, 4)
+
+
+class TestBatchAndUpload:
+    async def test_batch_stores_the_valid_items_and_reports_the_others(
+        self, client: httpx.AsyncClient, tenant: TenantHandle
+    ) -> None:
+        customer = await _customer(client, tenant)
+        items = [
+            {"content": "Fine", "customer_id": customer},
+            {"content": ""},
+            {"content": "Who?", "customer_id": "cus_01M8QVGEENA8V5MZYE7B80CS5D"},
+            {"content": "Also fine", "rating": 4},
+        ]
+        response = await client.post(
+            f"{BASE}/batch", json={"items": items}, headers=bearer(tenant.admin_key)
+        )
+        assert response.status_code == 200
+        body = response.json()
+        assert (body["created"], body["failed"]) == (2, 2)
+        assert [e["index"] for e in body["errors"]] == [1, 2]
+        audit = await client.get(
+            "/api/v1/audit",
+            params={"action": "feedback.batch_created"},
+            headers=bearer(tenant.admin_key),
+        )
+        assert len(audit.json()["items"]) == 1  # one summary row for the batch
+
+    async def test_csv_xlsx_and_json_uploads_report_rows_by_number(
+        self, client: httpx.AsyncClient, tenant: TenantHandle
+    ) -> None:
+        rows = [
+            ["type", "message", "stars"],
+            ["bug_report", "It crashes", "2"],
+            ["praise", "", "5"],
+        ]
+        uploads = {
+            "csv": csv_bytes(rows, delimiter=";"),
+            "xlsx": xlsx_bytes(rows),
+            "json": json.dumps(
+                [
+                    {"feedback_type": "bug_report", "content": "It crashes", "rating": 2},
+                    {"content": ""},
+                ]
+            ).encode(),
+        }
+        for fmt, content in uploads.items():
+            response = await client.post(
+                f"{BASE}/upload/{fmt}",
+                files={"file": (f"fb.{fmt}", content)},
+                headers=bearer(tenant.admin_key),
+            )
+            assert response.status_code == 200, (fmt, response.text)
+            body = response.json()
+            assert (body["created"], body["failed"]) == (1, 1), fmt
+            assert body["errors"][0]["index"] == (2 if fmt == "json" else 3)
+
+    async def test_a_malformed_file_is_a_clear_422(
+        self, client: httpx.AsyncClient, tenant: TenantHandle
+    ) -> None:
+        for fmt, content in (("json", b"{not json"), ("xlsx", b"PK\x03\x04 not a zip")):
+            response = await client.post(
+                f"{BASE}/upload/{fmt}",
+                files={"file": (f"x.{fmt}", content)},
+                headers=bearer(tenant.admin_key),
+            )
+            assert response.status_code == 422, response.text
+            assert response.headers["content-type"] == "application/problem+json"
+
+
+class TestReads:
+    async def test_filters_triage_and_statistics(
+        self, client: httpx.AsyncClient, tenant: TenantHandle
+    ) -> None:
+        customer = await _customer(client, tenant)
+        headers = bearer(tenant.admin_key)
+        for content, kind, rating in (
+            ("Awful checkout bug", "bug_report", 1),
+            ("Lovely design, great work", "praise", 5),
+            ("Add an export button", "feature_request", 4),
+        ):
+            await client.post(
+                BASE,
+                json={
+                    "customer_id": customer,
+                    "content": content,
+                    "feedback_type": kind,
+                    "rating": rating,
+                },
+                headers=headers,
+            )
+        listed = await client.get(BASE, params={"sentiment": "positive"}, headers=headers)
+        assert [i["feedback_type"] for i in listed.json()["items"]] == ["praise"]
+        found = await client.get(BASE, params={"q": "checkout BUG"}, headers=headers)
+        item = found.json()["items"][0]
+        assert item["feedback_type"] == "bug_report"
+        moved = await client.patch(
+            f"{BASE}/{item['id']}",
+            json={"status": "triaged", "tags": ["checkout"]},
+            headers={**headers, "If-Match": f'"{item["id"]}.1"'},
+        )
+        assert moved.status_code == 200
+        assert moved.json()["version"] == 2
+        stale = await client.patch(
+            f"{BASE}/{item['id']}",
+            json={"status": "resolved"},
+            headers={**headers, "If-Match": f'"{item["id"]}.1"'},
+        )
+        assert stale.status_code == 412
+        closed = await client.patch(
+            f"{BASE}/{item['id']}", json={"status": "closed"}, headers=headers
+        )
+        assert closed.status_code == 200
+        back = await client.patch(f"{BASE}/{item['id']}", json={"status": "new"}, headers=headers)
+        assert back.status_code == 409
+        stats = (await client.get(f"{BASE}/stats", headers=headers)).json()
+        assert stats["total"] == 3
+        assert stats["by_type"] == {"bug_report": 1, "feature_request": 1, "praise": 1}
+        assert stats["by_status"] == {"closed": 1, "new": 2}
+        assert stats["average_rating"] == pytest.approx(10 / 3, abs=1e-3)
+        assert sum(stats["sentiment"].values()) == 3
+        assert stats["daily"][-1]["count"] == 3
