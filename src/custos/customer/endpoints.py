@@ -4,7 +4,6 @@ from typing import Annotated, Any
 
 import sqlalchemy as sa
 from fastapi import APIRouter, Header, Query, Response
-from pydantic import AwareDatetime
 
 from custos.auth.dependencies import (
     CustomersRead,
@@ -19,6 +18,7 @@ from custos.customer import (
     analytics,
     batch,
     duplicates,
+    lists,
     merge,
     notes,
     reads,
@@ -26,16 +26,14 @@ from custos.customer import (
     statistics,
     writes,
 )
-from custos.customer.repository import CustomerRepository, parse_sort
 from custos.customer.schemas import (
     BatchResult,
     Customer,
     CustomerBatch,
     CustomerCreate,
+    CustomerListQuery,
     CustomerPatch,
     CustomerSelfPatch,
-    CustomerStatus,
-    CustomerType,
     DuplicatePair,
     Merge,
     MergeRequest,
@@ -48,16 +46,9 @@ from custos.customer.schemas import (
     TimelineEntry,
     UndoResult,
 )
-from custos.exceptions import InvalidInput, NotFound
+from custos.exceptions import NotFound
 from custos.kit.idempotency import IdempotencyKeyHeader
-from custos.kit.pagination import (
-    Cursor,
-    Limit,
-    Page,
-    decode_cursor,
-    encode_cursor,
-    keyset_page,
-)
+from custos.kit.pagination import Limit, Page
 from custos.kit.routing import CustosRoute
 from custos.models import Customer as CustomerModel
 from custos.models import CustomerNote
@@ -72,15 +63,6 @@ IfMatch = Annotated[
     str | None,
     Header(max_length=200, description="The ETag you read; a stale one gets 412"),
 ]
-
-
-def _offset(cursor: str | None) -> int:
-    if cursor is None:
-        return 0
-    offset = decode_cursor(cursor).get("offset")
-    if not isinstance(offset, int) or offset < 0:
-        raise InvalidInput("The cursor is not valid for a sorted list")
-    return offset
 
 
 def _with_etag(response: Response, customer: CustomerModel) -> CustomerModel:
@@ -101,69 +83,9 @@ async def create_customer(
 
 @router.get("", response_model=Page[Customer], summary="List customers, newest first")
 async def list_customers(
-    auth: CustomersRead,
-    session: TenantSession,
-    limit: Limit = 50,
-    cursor: Cursor = None,
-    skip: Annotated[
-        int | None, Query(ge=0, le=100_000, description="Offset, for seed-era clients")
-    ] = None,
-    status: CustomerStatus | None = None,
-    customer_type: CustomerType | None = None,
-    sort: Annotated[
-        str | None,
-        Query(max_length=200, description="Fields, comma-separated; `-` for descending"),
-    ] = None,
-    q: Annotated[
-        str | None,
-        Query(min_length=1, max_length=200, description="Name, email, company or phone, partial"),
-    ] = None,
-    tag: Annotated[str | None, Query(max_length=50)] = None,
-    company: Annotated[str | None, Query(max_length=200)] = None,
-    is_active: bool | None = None,
-    include_deleted: bool = False,
-    created_after: AwareDatetime | None = None,
-    created_before: AwareDatetime | None = None,
-    updated_since: AwareDatetime | None = None,
-) -> Page[Customer]:
-    if is_active is not None:
-        wanted = CustomerStatus.active if is_active else CustomerStatus.inactive
-        if status is not None and status != wanted:
-            return Page[Customer](items=[])
-        status = wanted
-    stmt = CustomerRepository(session, auth.tenant_id).list_statement(
-        status=status,
-        customer_type=customer_type,
-        company=company,
-        created_after=created_after,
-        created_before=created_before,
-        updated_since=updated_since,
-        include_deleted=include_deleted,
-        tag=tag,
-        q=q,
-    )
-    if skip is not None and cursor is not None:
-        raise InvalidInput("Use either `cursor` or `skip`, not both")
-    if skip is not None or sort is not None:
-        # Offset pages: a custom order, or seed-era clients. The cursor carries the offset.
-        order = parse_sort(sort) if sort else [CustomerModel.id.desc()]
-        offset = skip if skip is not None else _offset(cursor)
-        rows = (
-            (await session.execute(stmt.order_by(*order).offset(offset).limit(limit + 1)))
-            .scalars()
-            .all()
-        )
-        more = len(rows) > limit
-        return Page[Customer](
-            items=[Customer.model_validate(c) for c in rows[:limit]],
-            next_cursor=encode_cursor({"offset": offset + limit}) if more else None,
-        )
-    items, next_cursor = await keyset_page(
-        session, stmt, CustomerModel.id, limit=limit, cursor=cursor
-    )
-    return Page[Customer](
-        items=[Customer.model_validate(c) for c in items], next_cursor=next_cursor
-    )
+    auth: CustomersRead, runtime: RuntimeDep, query: Annotated[CustomerListQuery, Query()]
+) -> Response:
+    return Response(await lists.page(runtime.db, auth, query), media_type="application/json")
 
 
 @router.post(

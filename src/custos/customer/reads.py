@@ -18,16 +18,14 @@ from custos.db import Database
 from custos.exceptions import NotFound
 from custos.kit.ids import is_valid_id
 
-# The API's fields, in order, by the ORM's names: the metadata column is its `attributes`.
-_FIELDS = tuple(
+# The API's fields, in order, by the ORM's names (the metadata column is its `attributes`),
+# and the SELECT list that reads them in that order.
+FIELDS = tuple(
     field.validation_alias if isinstance(field.validation_alias, str) else name
     for name, field in Customer.model_fields.items()
 )
-_QUERY = (
-    "SELECT "
-    + ", ".join(f'"metadata" AS "{f}"' if f == "attributes" else f'"{f}"' for f in _FIELDS)
-    + " FROM customers WHERE tenant_id = %s AND id = %s AND deleted_at IS NULL"
-)
+COLUMNS = ", ".join('"metadata"' if f == "attributes" else f'"{f}"' for f in FIELDS)
+_QUERY = f"SELECT {COLUMNS} FROM customers WHERE tenant_id = %s AND id = %s AND deleted_at IS NULL"
 
 
 def _document(values: dict[str, Any]) -> tuple[bytes, str]:
@@ -42,9 +40,9 @@ async def customer_document(db: Database, actor: Principal, customer_id: str) ->
     if not db.is_postgres:
         async with db.transaction(tenant_id=actor.tenant_id, write=False) as session:
             customer = await service.get(session, actor, customer_id)
-            return _document({f: getattr(customer, f) for f in _FIELDS})
+            return _document({f: getattr(customer, f) for f in FIELDS})
     rows = await db.one_round_trip(actor.tenant_id, _QUERY, (actor.tenant_id, customer_id))
     row = rows[0] if rows else None
     if row is None:
         raise NotFound("No such customer")
-    return _document(dict(zip(_FIELDS, row, strict=True)))
+    return _document(dict(zip(FIELDS, row, strict=True)))

@@ -6,8 +6,9 @@ from enum import StrEnum
 from typing import Any, Literal
 
 import orjson
-from pydantic import AwareDatetime, EmailStr, Field, field_validator
+from pydantic import AwareDatetime, BaseModel, ConfigDict, EmailStr, Field, field_validator
 
+from custos.kit.pagination import MAX_LIMIT
 from custos.kit.schemas import Schema
 
 MAX_METADATA_BYTES = 16_384
@@ -274,3 +275,31 @@ class DuplicatePair(Schema):
         description="same_mailbox, same_phone, similar_name_same_company: each one's weight"
     )
     customers: list[Customer] = Field(min_length=2, max_length=2)
+
+
+class CustomerListQuery(BaseModel):
+    """`GET /customers` query parameters, validated as one model (one call, not seventeen).
+    Unknown parameters are ignored, as on every list."""
+
+    model_config = ConfigDict(extra="ignore", str_strip_whitespace=True)
+
+    limit: int = Field(50, ge=1, le=MAX_LIMIT, description="Page size (at most 1000)")
+    cursor: str | None = Field(
+        None, max_length=512, description="`next_cursor` from the previous page"
+    )
+    skip: int | None = Field(None, ge=0, le=100_000, description="Offset, for seed-era clients")
+    sort: str | None = Field(
+        None, max_length=200, description="Fields, comma-separated; `-` for descending"
+    )
+    q: str | None = Field(
+        None, min_length=1, max_length=200, description="Name, email, company or phone, partial"
+    )
+    status: CustomerStatus | None = None
+    customer_type: CustomerType | None = None
+    tag: str | None = Field(None, max_length=50)
+    company: str | None = Field(None, max_length=200)
+    is_active: bool | None = None
+    include_deleted: bool = False
+    created_after: AwareDatetime | None = None
+    created_before: AwareDatetime | None = None
+    updated_since: AwareDatetime | None = None

@@ -1,0 +1,150 @@
+"""GET /customers: one page of the list, and on PostgreSQL the default page (newest first,
+keyset cursor) in one round trip.
+
+The generic path (`CustomerRepository.list_statement`, the ORM) serves SQLite and the
+sorted and offset pages. On PostgreSQL the newest-first page is the common case (and `?q=`
+search the hot one): there the same filters, written as SQL, travel with the tenant
+settings in one message (`Database.one_round_trip`), and rows become the API's JSON without
+ORM objects. `tests/customer/test_lists.py` holds both paths equal, filter by filter.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+
+from custos.auth.principal import Principal
+from custos.customer import search
+from custos.customer.reads import COLUMNS, FIELDS
+from custos.customer.repository import CustomerRepository, parse_sort, search_term
+from custos.customer.schemas import Customer, CustomerListQuery, CustomerStatus
+from custos.db import Database
+from custos.exceptions import InvalidInput
+from custos.kit.pagination import Page, decode_cursor, encode_cursor, keyset_page
+from custos.models import Customer as CustomerModel
+
+_PAGE = Page[Customer]
+_SELECT = f"SELECT {COLUMNS} FROM customers WHERE tenant_id = %s"
+
+
+async def page(db: Database, actor: Principal, query: CustomerListQuery) -> bytes:
+    """The page as the API shows it (JSON)."""
+    status = query.status
+    if query.is_active is not None:
+        wanted = CustomerStatus.active if query.is_active else CustomerStatus.inactive
+        if status is not None and status != wanted:
+            return _json([], None)
+        status = wanted
+    if query.skip is not None and query.cursor is not None:
+        raise InvalidInput("Use either `cursor` or `skip`, not both")
+    if db.is_postgres and query.skip is None and query.sort is None:
+        return await newest_first_in_one_round_trip(db, actor, query, status)
+    return await with_orm(db, actor, query, status)
+
+
+async def with_orm(
+    db: Database, actor: Principal, query: CustomerListQuery, status: CustomerStatus | None
+) -> bytes:
+    async with db.transaction(tenant_id=actor.tenant_id, write=False) as session:
+        stmt = CustomerRepository(session, actor.tenant_id).list_statement(
+            status=status,
+            customer_type=query.customer_type,
+            company=query.company,
+            created_after=query.created_after,
+            created_before=query.created_before,
+            updated_since=query.updated_since,
+            include_deleted=query.include_deleted,
+            tag=query.tag,
+            q=query.q,
+        )
+        if query.skip is None and query.sort is None:
+            items, next_cursor = await keyset_page(
+                session, stmt, CustomerModel.id, limit=query.limit, cursor=query.cursor
+            )
+            return _json([Customer.model_validate(c) for c in items], next_cursor)
+        # Offset pages: a custom order, or seed-era clients. The cursor carries the offset.
+        order = parse_sort(query.sort) if query.sort else [CustomerModel.id.desc()]
+        offset = query.skip if query.skip is not None else _offset(query.cursor)
+        stmt = stmt.order_by(*order).offset(offset).limit(query.limit + 1)
+        rows = (await session.execute(stmt)).scalars().all()
+    more = len(rows) > query.limit
+    return _json(
+        [Customer.model_validate(c) for c in rows[: query.limit]],
+        encode_cursor({"offset": offset + query.limit}) if more else None,
+    )
+
+
+def _json(items: list[Customer], next_cursor: str | None) -> bytes:
+    return _PAGE.__pydantic_serializer__.to_json(_PAGE(items=items, next_cursor=next_cursor))
+
+
+def _offset(cursor: str | None) -> int:
+    if cursor is None:
+        return 0
+    offset = decode_cursor(cursor).get("offset")
+    if not isinstance(offset, int) or offset < 0:
+        raise InvalidInput("The cursor is not valid for a sorted list")
+    return offset
+
+
+def _like_pattern(word: str) -> str:
+    """`%word%` with LIKE's wildcards taken literally (escape character `/`, as the ORM's
+    `contains(..., autoescape=True)` writes it)."""
+    escaped = word.replace("/", "//").replace("%", "/%").replace("_", "/_")
+    return f"%{escaped}%"
+
+
+async def newest_first_in_one_round_trip(
+    db: Database, actor: Principal, query: CustomerListQuery, status: CustomerStatus | None
+) -> bytes:
+    # Each filter as list_statement() and search.matches() write it for PostgreSQL.
+    conditions = [_SELECT]
+    params: list[Any] = [actor.tenant_id]
+    if query.q:
+        words = search_term(query.q).split()
+        if any(len(w) >= search.MIN_INDEXED_LENGTH for w in words):
+            # The function takes every word, short ones included.
+            conditions.append("id IN (SELECT customer_search_ids(%s))")
+            params.append(" ".join(words))
+        else:
+            for word in words:
+                conditions.append("search_text LIKE %s ESCAPE '/'")
+                params.append(_like_pattern(word))
+    if query.tag:
+        conditions.append("tags @> %s::jsonb")
+        params.append(orjson.dumps([query.tag]).decode())
+    if not query.include_deleted:
+        conditions.append("deleted_at IS NULL")
+    for column, value in (
+        ("status", status),
+        ("customer_type", query.customer_type),
+    ):
+        if value:
+            conditions.append(f"{column} = %s")
+            params.append(value.value)
+    if query.company:
+        conditions.append("lower(company) = %s")
+        params.append(query.company.lower())
+    for condition, when in (
+        ("created_at >= %s", query.created_after),
+        ("created_at < %s", query.created_before),
+        ("updated_at >= %s", query.updated_since),
+    ):
+        if when:
+            conditions.append(condition)
+            params.append(when)
+    if query.cursor:
+        last_id = decode_cursor(query.cursor).get("id")
+        if not isinstance(last_id, str):
+            raise InvalidInput("The cursor is not valid")
+        conditions.append("id < %s")
+        params.append(last_id)
+    statement = " AND ".join(conditions) + " ORDER BY id DESC LIMIT %s"
+    params.append(query.limit + 1)
+    rows = await db.one_round_trip(actor.tenant_id, statement, params)
+    items = [Customer.model_validate(dict(zip(FIELDS, row, strict=True))) for row in rows]
+    if len(items) <= query.limit:
+        return _json(items, None)
+    items = items[: query.limit]
+    return _json(items, encode_cursor({"id": items[-1].id}))
