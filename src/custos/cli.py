@@ -81,6 +81,9 @@ def serve(
         server_header=False,
         # In-flight requests get this long to finish on SIGTERM; then the process exits.
         timeout_graceful_shutdown=30,
+        # A worker that does not answer the supervisor's ping in this long is killed and
+        # replaced. The 5 s default killed workers still starting on a saturated host.
+        timeout_worker_healthcheck=30,
     )
 
 
