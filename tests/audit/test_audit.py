@@ -19,7 +19,9 @@ from tests.factories import Factory, TenantHandle, bearer
 async def owner_engine(settings: Settings) -> Any:
     """The schema owner's connection: how someone with database access would tamper."""
     engine = create_engine(settings, runtime_role=False)
-    yield engine
+    # On SQLite a transaction that reads, then writes after another connection committed
+    # (the app's background writers do), fails at once as "locked": take the lock first.
+    yield engine.execution_options(sqlite_begin="IMMEDIATE")
     await engine.dispose()
 
 
