@@ -25,7 +25,6 @@ from custos.kit.pagination import Page, decode_cursor, encode_cursor, keyset_pag
 from custos.models import Customer as CustomerModel
 
 _PAGE = Page[Customer]
-_SELECT = f"SELECT {COLUMNS} FROM customers WHERE tenant_id = %s"
 
 
 async def page(db: Database, actor: Principal, query: CustomerListQuery) -> bytes:
@@ -99,14 +98,13 @@ async def newest_first_in_one_round_trip(
     db: Database, actor: Principal, query: CustomerListQuery, status: CustomerStatus | None
 ) -> bytes:
     # Each filter as list_statement() and search.matches() write it for PostgreSQL.
-    conditions = [_SELECT]
+    conditions = ["tenant_id = %s"]
     params: list[Any] = [actor.tenant_id]
+    searched: str | None = None  # the words for the search index, if it serves
     if query.q:
         words = search_term(query.q).split()
         if any(len(w) >= search.MIN_INDEXED_LENGTH for w in words):
-            # The function takes every word, short ones included.
-            conditions.append("id IN (SELECT customer_search_ids(%s))")
-            params.append(" ".join(words))
+            searched = " ".join(words)  # the function takes every word, short ones too
         else:
             for word in words:
                 conditions.append("search_text LIKE %s ESCAPE '/'")
@@ -134,14 +132,31 @@ async def newest_first_in_one_round_trip(
         if when:
             conditions.append(condition)
             params.append(when)
+    before: list[Any] = []
     if query.cursor:
         last_id = decode_cursor(query.cursor).get("id")
         if not isinstance(last_id, str):
             raise InvalidInput("The cursor is not valid")
-        conditions.append("id < %s")
-        params.append(last_id)
-    statement = " AND ".join(conditions) + " ORDER BY id DESC LIMIT %s"
-    params.append(query.limit + 1)
+        before.append(last_id)
+    where = " AND ".join(conditions)
+    if searched is None:
+        statement = (
+            f"SELECT {COLUMNS} FROM customers WHERE {where}"
+            + (" AND id < %s" if before else "")
+            + " ORDER BY id DESC LIMIT %s"
+        )
+        params += [*before, query.limit + 1]
+    else:
+        # The matches newest first, each record looked up (and filtered) until the page is
+        # full: a common word's thousands of matches cost a sort, not a look-up each.
+        statement = (
+            "SELECT page.* FROM (SELECT id FROM customer_search_ids(%s) AS found (id)"
+            + (" WHERE id < %s" if before else "")
+            + " ORDER BY id DESC) AS matches CROSS JOIN LATERAL"
+            f" (SELECT {COLUMNS} FROM customers WHERE id = matches.id AND {where}) AS page"
+            " ORDER BY matches.id DESC LIMIT %s"
+        )
+        params = [searched, *before, *params, query.limit + 1]
     rows = await db.one_round_trip(actor.tenant_id, statement, params)
     items = [Customer.model_validate(dict(zip(FIELDS, row, strict=True))) for row in rows]
     if len(items) <= query.limit:
