@@ -201,3 +201,32 @@ class TestAcrossProcesses:
 def http_client(http: httpx.AsyncClient, base_url: str) -> httpx.AsyncClient:
     """`login()` takes a client with a base URL; share the connection pool of `http`."""
     return httpx.AsyncClient(base_url=base_url, transport=http._transport)
+
+
+class TestCustomerRacesAcrossProcesses:
+    async def test_one_email_created_at_once_through_both_processes_makes_one_record(
+        self, servers: tuple[str, str], factory: Factory
+    ) -> None:
+        tenant = await factory.tenant()
+        headers = bearer(tenant.admin_key)
+        body = {"full_name": "Raced", "email": "raced@example.com"}
+        async with httpx.AsyncClient(timeout=10) as http:
+            # Half go the one-round-trip way, half the generic way (an Idempotency-Key each).
+            answers = await asyncio.gather(
+                *(
+                    http.post(
+                        f"{servers[n % 2]}/api/v1/customers",
+                        json=body,
+                        headers={**headers, "Idempotency-Key": f"k{n}"} if n % 4 >= 2 else headers,
+                    )
+                    for n in range(16)
+                )
+            )
+            statuses = sorted(r.status_code for r in answers)
+            listed = await http.get(
+                f"{servers[0]}/api/v1/customers", params={"q": "raced@example.com"}, headers=headers
+            )
+        assert statuses == [201] + [409] * 15, statuses
+        conflicts = [r.json() for r in answers if r.status_code == 409]
+        assert all(c["errors"][0]["loc"] == ["body", "email"] for c in conflicts)
+        assert [c["email"] for c in listed.json()["items"]] == ["raced@example.com"]
