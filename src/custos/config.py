@@ -71,6 +71,10 @@ class Settings(BaseSettings):
     # default), no on PostgreSQL, where `custos worker` processes run them.
     jobs_in_process: bool | None = None
 
+    # Days between an erasure being requested and carried out, unless the tenant's
+    # `privacy.erasure_grace_days` says otherwise; it can be cancelled until then.
+    privacy_erasure_grace_days: int = Field(30, ge=0, le=365)
+
     log_level: str = "INFO"
     log_json: bool = True
 

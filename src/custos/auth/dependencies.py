@@ -102,6 +102,12 @@ UsersWrite = Annotated[Principal, Depends(require_scopes("users:write"))]
 ApiKeysRead = Annotated[Principal, Depends(require_scopes("api_keys:read"))]
 ApiKeysWrite = Annotated[Principal, Depends(require_scopes("api_keys:write"))]
 AuditRead = Annotated[Principal, Depends(require_scopes("audit:read"))]
+PrivacyRead = Annotated[Principal, Depends(require_scopes("privacy:read"))]
+PrivacyWrite = Annotated[Principal, Depends(require_scopes("privacy:write"))]
+PrivacyErase = Annotated[Principal, Depends(require_scopes("privacy:erase"))]
+PrivacyReidentify = Annotated[Principal, Depends(require_scopes("privacy:reidentify"))]
+ConsentsRead = Annotated[Principal, Depends(require_scopes("consents:read"))]
+ConsentsWrite = Annotated[Principal, Depends(require_scopes("consents:write"))]
 
 
 @dataclass(frozen=True, slots=True)

@@ -4,12 +4,14 @@ from custos.models.api_key import ApiKey
 from custos.models.audit_log import AuditHead, AuditLog
 from custos.models.auth_session import AuthSession, RefreshToken
 from custos.models.base import Base, TenantOwned
+from custos.models.consent import Consent
 from custos.models.customer import Customer
 from custos.models.customer_merge import CustomerMerge
 from custos.models.customer_note import CustomerNote
 from custos.models.customer_stat_increment import CustomerStatIncrement
 from custos.models.event import Event
 from custos.models.idempotency_key import IdempotencyKey
+from custos.models.privacy_request import PrivacyRequest
 from custos.models.tenant import Tenant, TenantPlan, TenantStatus
 from custos.models.user import User
 
@@ -19,12 +21,14 @@ __all__ = [
     "AuditLog",
     "AuthSession",
     "Base",
+    "Consent",
     "Customer",
     "CustomerMerge",
     "CustomerNote",
     "CustomerStatIncrement",
     "Event",
     "IdempotencyKey",
+    "PrivacyRequest",
     "RefreshToken",
     "Tenant",
     "TenantOwned",

@@ -18,11 +18,14 @@ from sqlalchemy.engine import make_url
 from custos.audit import tasks as audit_tasks
 from custos.auth import tasks as auth_tasks
 from custos.config import Settings
+from custos.privacy import tasks as privacy_tasks
 from custos.runtime import Runtime
 
 log = structlog.get_logger(__name__)
 
 QUEUES = ("default", "maintenance")
+# Periodic tasks that resume unfinished work from our tables, run once at in-process start.
+STARTUP_TASKS = (privacy_tasks.ERASE_DUE,)
 
 
 def _conninfo(database_url: str) -> str:
@@ -38,7 +41,7 @@ def create_job_app(settings: Settings) -> procrastinate.App:
     else:
         connector = InMemoryConnector()
     app = procrastinate.App(connector=connector)
-    for register in (auth_tasks.register, audit_tasks.register):
+    for register in (auth_tasks.register, audit_tasks.register, privacy_tasks.register):
         register(app)
     return app
 
@@ -95,6 +98,11 @@ class InProcessWorker:
             ),
             name="custos-jobs",
         )
+        # The in-memory queue died with the last process: work whose durable state is in
+        # our own tables (erasures) is taken up again now, not only at the next minute.
+        for task in STARTUP_TASKS:
+            with contextlib.suppress(Exception):
+                await self.job_app.configure_task(task).defer_async(timestamp=0)
 
     async def stop(self) -> None:
         if self._task is not None:

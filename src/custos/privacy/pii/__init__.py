@@ -48,5 +48,7 @@ class Detector:
         return resolve_overlaps(found)
 
 
-def scan(text: str, known_names: Iterable[str] = (), *, min_score: float = DEFAULT_MIN_SCORE) -> list[Entity]:
+def scan(
+    text: str, known_names: Iterable[str] = (), *, min_score: float = DEFAULT_MIN_SCORE
+) -> list[Entity]:
     return Detector(min_score=min_score).scan(text, known_names)

@@ -45,9 +45,7 @@ class Entity:
 
 def resolve_overlaps(found: list[Entity]) -> list[Entity]:
     """Keep the best of overlapping findings (score, then type priority, then length)."""
-    ranked = sorted(
-        found, key=lambda e: (-e.score, -PRIORITY[e.type], -(e.end - e.start), e.start)
-    )
+    ranked = sorted(found, key=lambda e: (-e.score, -PRIORITY[e.type], -(e.end - e.start), e.start))
     kept: list[Entity] = []
     for entity in ranked:
         if all(entity.end <= k.start or entity.start >= k.end for k in kept):
