@@ -26,10 +26,25 @@ BODIES: dict[tuple[str, str], dict[str, Any]] = {
         "increment_id": "forged-1",
         "complaints": 5,
     },
+    ("POST", "/api/v1/privacy/requests/{request_id}/transitions"): {"status": "cancelled"},
 }
+# Self-service routes are tried by the intruder's own customer-role user, below.
 TENANT_ROUTES = sorted(
-    (method, path) for method, path in ROUTE_POLICY if path.startswith("/api/v1/") and "{" in path
+    (method, path)
+    for (method, path), policy in ROUTE_POLICY.items()
+    if path.startswith("/api/v1/") and "{" in path and not policy.startswith("self:")
 )
+SELF_ROUTES = sorted(
+    (method, path)
+    for (method, path), policy in ROUTE_POLICY.items()
+    if path.startswith("/api/v1/") and "{" in path and policy.startswith("self:")
+)
+# Reads that name their customer in the query (tried with foreign ids below) or scan a text.
+NEEDS_QUERY = {
+    "/api/v1/privacy/consent",
+    "/api/v1/privacy/consent/history",
+    "/api/v1/privacy/pii-scan",
+}
 LISTS = sorted(
     path
     for (method, path), policy in ROUTE_POLICY.items()
@@ -38,6 +53,7 @@ LISTS = sorted(
     and path.startswith("/api/v1/")
     and "{" not in path
     and not policy.startswith("self:")
+    and path not in NEEDS_QUERY
 )
 
 
@@ -74,6 +90,16 @@ async def tenants(client: httpx.AsyncClient, factory: Factory) -> dict[str, Any]
         json={"primary": pair[0], "secondary": pair[1]},
         headers=bearer(owner.admin_key),
     )
+    request_response = await client.post(
+        "/api/v1/privacy/requests",
+        json={"type": "access", "customer_id": customer_id},
+        headers=bearer(owner.admin_key),
+    )
+    await client.post(
+        "/api/v1/privacy/consent",
+        json={"customer_id": customer_id, "consent_type": "marketing"},
+        headers=bearer(owner.admin_key),
+    )
     return {
         "owner": owner,
         "intruder": intruder,
@@ -84,6 +110,7 @@ async def tenants(client: httpx.AsyncClient, factory: Factory) -> dict[str, Any]
             "note_id": note_response.json()["id"],
             "external_id": "crm-7",
             "merge_id": merge_response.json()["merge"]["id"],
+            "request_id": request_response.json()["id"],
         },
     }
 
@@ -103,11 +130,29 @@ async def _snapshot(client: httpx.AsyncClient, key: str, ids: dict[str, str]) ->
         "merge": (
             await client.get(f"/api/v1/customers/merges/{ids['merge_id']}", headers=headers)
         ).json(),
+        "request": (
+            await client.get(f"/api/v1/privacy/requests/{ids['request_id']}", headers=headers)
+        ).json(),
+        "consent": (
+            await client.get(
+                "/api/v1/privacy/consent/history",
+                params={"customer_id": ids["customer_id"]},
+                headers=headers,
+            )
+        ).json(),
     }
 
 
 def test_every_path_parameter_has_a_real_id_to_try() -> None:
-    known = {"user_id", "key_id", "customer_id", "note_id", "external_id", "merge_id"}
+    known = {
+        "user_id",
+        "key_id",
+        "customer_id",
+        "note_id",
+        "external_id",
+        "merge_id",
+        "request_id",
+    }
     params = {p for _, path in TENANT_ROUTES for p in re.findall(r"\{(\w+)\}", path)}
     assert params <= known, f"give the cross-tenant suite a real id for {params - known}"
     assert TENANT_ROUTES
@@ -144,6 +189,60 @@ async def test_lists_never_show_another_tenants_rows(
         response = await client.get(path, headers=bearer(intruder.admin_key))
         assert response.status_code == 200, path
         assert not any(i in response.text for i in owner_ids), path
+
+
+async def test_self_service_routes_never_reach_another_tenants_ids(
+    client: httpx.AsyncClient, tenants: dict[str, Any]
+) -> None:
+    owner, intruder, ids = tenants["owner"], tenants["intruder"], tenants["ids"]
+    own = await client.post(
+        "/api/v1/customers", json={"full_name": "Intruding Self"}, headers=bearer(intruder.admin_key)
+    )
+    await client.post(
+        "/api/v1/users",
+        json={
+            "email": "intruding-self@example.com",
+            "password": "a-long-customer-password",
+            "role": "customer",
+            "customer_id": own.json()["id"],
+        },
+        headers=bearer(intruder.admin_key),
+    )
+    token = (
+        await client.post(
+            "/api/v1/auth/login",
+            json={"email": "intruding-self@example.com", "password": "a-long-customer-password"},
+        )
+    ).json()["access_token"]
+    before = await _snapshot(client, owner.admin_key, ids)
+    assert SELF_ROUTES
+    for method, path in SELF_ROUTES:
+        response = await client.request(method, concrete(path, ids), headers=bearer(token))
+        assert response.status_code == 404, (method, path, response.status_code)
+    assert await _snapshot(client, owner.admin_key, ids) == before
+
+
+async def test_customer_ids_in_queries_and_bodies_are_404_too(
+    client: httpx.AsyncClient, tenants: dict[str, Any]
+) -> None:
+    """The consent routes and request creation name the customer in the query or body."""
+    owner, intruder, ids = tenants["owner"], tenants["intruder"], tenants["ids"]
+    headers = bearer(intruder.admin_key)
+    customer = {"customer_id": ids["customer_id"]}
+    calls = [
+        ("GET", "/api/v1/privacy/consent", customer, None),
+        ("GET", "/api/v1/privacy/consent/history", customer, None),
+        ("DELETE", "/api/v1/privacy/consent", {**customer, "consent_type": "marketing"}, None),
+        ("POST", "/api/v1/privacy/consent", None, {**customer, "consent_type": "marketing"}),
+        ("POST", "/api/v1/privacy/requests", None, {**customer, "type": "access"}),
+    ]
+    before = await _snapshot(client, owner.admin_key, ids)
+    for method, path, params, body in calls:
+        response = await client.request(method, path, params=params, json=body, headers=headers)
+        assert response.status_code == 404, (method, path, response.status_code)
+    listed = await client.get("/api/v1/privacy/requests", params=customer, headers=headers)
+    assert listed.json()["items"] == []
+    assert await _snapshot(client, owner.admin_key, ids) == before
 
 
 async def test_filters_cannot_reach_across(

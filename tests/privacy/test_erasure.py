@@ -1,0 +1,370 @@
+"""Erasure: scheduled after a grace period, cancellable until it runs, then the person is
+gone from every table, with a tombstone that holds no personal data."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import httpx
+import pytest
+import sqlalchemy as sa
+
+from custos.kit.time import utcnow
+from custos.models import Customer, Event, PrivacyRequest
+from custos.privacy import erasure
+from custos.privacy.holders import registered
+from custos.runtime import Runtime
+from tests.factories import Factory, TenantHandle, bearer
+from tests.privacy.search import find_everywhere
+from tests.privacy.seed import seed_person
+
+
+@pytest.fixture
+async def tenant(factory: Factory) -> TenantHandle:
+    return await factory.tenant()
+
+
+async def _request(runtime: Runtime, tenant_id: str, request_id: str) -> PrivacyRequest:
+    async with runtime.db.transaction(tenant_id=tenant_id, write=False) as session:
+        found = await session.get(PrivacyRequest, request_id)
+        assert found is not None
+        return found
+
+
+async def _make_due(runtime: Runtime, tenant_id: str, request_id: str) -> None:
+    """The grace period passes."""
+    async with runtime.db.transaction(tenant_id=tenant_id) as session:
+        await session.execute(
+            sa.update(PrivacyRequest)
+            .where(PrivacyRequest.id == request_id)
+            .values(scheduled_for=utcnow() - timedelta(seconds=1))
+        )
+
+
+class TestScheduling:
+    async def test_erasure_waits_for_the_grace_period(
+        self, client: httpx.AsyncClient, tenant: TenantHandle, runtime: Runtime
+    ) -> None:
+        seeded = await seed_person(client, tenant)
+        response = await client.post(
+            f"/api/v1/privacy/erase/{seeded.customer_id}", headers=bearer(tenant.admin_key)
+        )
+        assert response.status_code == 202, response.text
+        body = response.json()
+        assert body["status"] == "scheduled"
+        assert [h["status"] for h in body["history"]] == ["received", "verified", "scheduled"]
+        days = (
+            utcnow() - utcnow() + (
+                __import__("datetime").datetime.fromisoformat(body["scheduled_for"]) - utcnow()
+            )
+        ).days
+        assert days == 29  # 30 days ahead, less the moments since
+        assert await erasure.run_due(runtime) == 0
+        record = await client.get(
+            f"/api/v1/customers/{seeded.customer_id}", headers=bearer(tenant.admin_key)
+        )
+        assert record.status_code == 200
+
+    async def test_the_tenant_sets_its_own_grace_period(
+        self, client: httpx.AsyncClient, factory: Factory
+    ) -> None:
+        operator = await factory.platform_admin()
+        tenant = await factory.tenant()
+        token = (
+            await client.post(
+                "/api/v1/auth/login", json={"email": operator.email, "password": operator.password}
+            )
+        ).json()["access_token"]
+        changed = await client.patch(
+            f"/api/admin/tenants/{tenant.id}",
+            json={"settings": {"privacy": {"erasure_grace_days": 7}}},
+            headers=bearer(token),
+        )
+        assert changed.status_code == 200, changed.text
+        made = await client.post(
+            "/api/v1/customers", json={"full_name": "Short Grace"}, headers=bearer(tenant.admin_key)
+        )
+        scheduled = await client.post(
+            f"/api/v1/privacy/erase/{made.json()['id']}", headers=bearer(tenant.admin_key)
+        )
+        from datetime import datetime
+
+        ahead = datetime.fromisoformat(scheduled.json()["scheduled_for"]) - utcnow()
+        assert timedelta(days=6, hours=23) < ahead <= timedelta(days=7)
+
+    async def test_invalid_privacy_settings_are_refused(
+        self, client: httpx.AsyncClient, factory: Factory
+    ) -> None:
+        operator = await factory.platform_admin()
+        tenant = await factory.tenant()
+        token = (
+            await client.post(
+                "/api/v1/auth/login", json={"email": operator.email, "password": operator.password}
+            )
+        ).json()["access_token"]
+        for privacy in (
+            {"erasure_grace_days": -1},
+            {"free_text": "shout"},
+            {"consent_purposes": ["Has Spaces"]},
+            {"unknown": 1},
+        ):
+            response = await client.patch(
+                f"/api/admin/tenants/{tenant.id}",
+                json={"settings": {"privacy": privacy}},
+                headers=bearer(token),
+            )
+            assert response.status_code == 422, privacy
+
+    async def test_cancelling_within_the_grace_period_leaves_everything_intact(
+        self, client: httpx.AsyncClient, tenant: TenantHandle, runtime: Runtime
+    ) -> None:
+        seeded = await seed_person(client, tenant)
+        admin = bearer(tenant.admin_key)
+        before = (await client.get(f"/api/v1/privacy/export/{seeded.customer_id}", headers=admin)).json()
+        scheduled = await client.post(f"/api/v1/privacy/erase/{seeded.customer_id}", headers=admin)
+        request_id = scheduled.json()["id"]
+        cancelled = await client.post(
+            f"/api/v1/privacy/requests/{request_id}/transitions",
+            json={"status": "cancelled"},
+            headers=admin,
+        )
+        assert cancelled.status_code == 200, cancelled.text
+        assert cancelled.json()["status"] == "cancelled"
+        await _make_due(runtime, tenant.id, request_id)  # even once the date has passed
+        assert await erasure.run_due(runtime) == 0
+        after = (await client.get(f"/api/v1/privacy/export/{seeded.customer_id}", headers=admin)).json()
+        for holder in ("customers", "customer_notes", "consents", "users", "customer_merges"):
+            assert after["holders"][holder] == before["holders"][holder], holder
+        # Nothing can be cancelled twice, and a cancelled erasure cannot be revived.
+        again = await client.post(
+            f"/api/v1/privacy/requests/{request_id}/transitions",
+            json={"status": "scheduled"},
+            headers=admin,
+        )
+        assert again.status_code == 409
+
+    async def test_a_second_erasure_of_the_same_person_is_a_conflict(
+        self, client: httpx.AsyncClient, tenant: TenantHandle
+    ) -> None:
+        made = await client.post(
+            "/api/v1/customers", json={"full_name": "Twice"}, headers=bearer(tenant.admin_key)
+        )
+        path = f"/api/v1/privacy/erase/{made.json()['id']}"
+        assert (await client.post(path, headers=bearer(tenant.admin_key))).status_code == 202
+        second = await client.post(path, headers=bearer(tenant.admin_key))
+        assert second.status_code == 409
+
+    async def test_only_admins_skip_the_grace_period(
+        self, client: httpx.AsyncClient, factory: Factory, tenant: TenantHandle
+    ) -> None:
+        made = await client.post(
+            "/api/v1/customers", json={"full_name": "Hasty"}, headers=bearer(tenant.admin_key)
+        )
+        eraser = await factory.key(tenant.id, ["privacy:erase"])
+        path = f"/api/v1/privacy/erase/{made.json()['id']}"
+        refused = await client.post(path, params={"immediate": "true"}, headers=bearer(eraser))
+        assert refused.status_code == 403
+        allowed = await client.post(path, params={"immediate": "true"}, headers=bearer(tenant.admin_key))
+        assert allowed.status_code == 202
+        assert erasure is not None
+
+    async def test_unknown_and_foreign_customers_are_404(
+        self, client: httpx.AsyncClient, factory: Factory, tenant: TenantHandle
+    ) -> None:
+        other = await factory.tenant()
+        foreign = await client.post(
+            "/api/v1/customers", json={"full_name": "Elsewhere"}, headers=bearer(other.admin_key)
+        )
+        for customer_id in ("cus_nope", foreign.json()["id"]):
+            for path in ("erase", "anonymize"):
+                response = await client.post(
+                    f"/api/v1/privacy/{path}/{customer_id}", headers=bearer(tenant.admin_key)
+                )
+                assert response.status_code == 404, (path, customer_id)
+
+
+class TestErasure:
+    async def test_after_erasure_no_table_holds_the_person(
+        self, client: httpx.AsyncClient, tenant: TenantHandle, runtime: Runtime
+    ) -> None:
+        seeded = await seed_person(client, tenant)
+        admin = bearer(tenant.admin_key)
+        assert await find_everywhere(runtime, seeded.person.needles)  # the search does find them before
+        scheduled = await client.post(f"/api/v1/privacy/erase/{seeded.customer_id}", headers=admin)
+        request_id = scheduled.json()["id"]
+        await _make_due(runtime, tenant.id, request_id)
+        assert await erasure.run_due(runtime) >= 1
+
+        assert await find_everywhere(runtime, seeded.person.needles) == {}
+        done = await client.get(f"/api/v1/privacy/requests/{request_id}", headers=admin)
+        body = done.json()
+        assert body["status"] == "completed"
+        assert [h["status"] for h in body["history"]][-2:] == ["processing", "completed"]
+        tombstone = body["result"]
+        assert tombstone["records"] == 2  # the record and the one merged into it
+        by_table = {(t["table"], t["action"]): t for t in tombstone["tables"]}
+        assert by_table[("customers", "deleted")]["count"] == 2
+        assert by_table[("customer_notes", "deleted")]["count"] == 2
+        assert by_table[("customer_notes", "scrubbed")]["count"] == 1
+        assert by_table[("users", "deleted")]["count"] == 1
+        assert by_table[("consents", "deleted")]["count"] == 3
+        assert by_table[("customer_merges", "deleted")]["count"] == 1
+        assert by_table[("idempotency_keys", "deleted")]["count"] == 1
+        assert by_table[("events", "scrubbed")]["count"] >= 4
+        assert by_table[("audit_logs", "retained")]["count"] > 0
+        assert "plain form" not in by_table[("audit_logs", "retained")]["note"]
+        assert {t["table"] for t in tombstone["tables"]} == {h.name for h in registered()}
+        # The person is gone, the rest of the tenant is not.
+        gone = await client.get(f"/api/v1/customers/{seeded.customer_id}", headers=admin)
+        assert gone.status_code == 404
+        neighbour = await client.get(
+            f"/api/v1/customers/{seeded.other_customer_id}/notes", headers=admin
+        )
+        assert neighbour.json()[0]["body"] == "Referred by [erased] ([erased], [erased])"
+        # Their account no longer signs in, and a token from before stops working.
+        assert (await client.get("/api/v1/privacy/me/export", headers=bearer(seeded.token))).status_code == 401
+
+    async def test_the_audit_chain_stays_valid_and_records_the_erasure(
+        self, client: httpx.AsyncClient, tenant: TenantHandle, runtime: Runtime
+    ) -> None:
+        seeded = await seed_person(client, tenant)
+        admin = bearer(tenant.admin_key)
+        scheduled = await client.post(
+            f"/api/v1/privacy/erase/{seeded.customer_id}", params={"immediate": "true"}, headers=admin
+        )
+        await erasure.run_due(runtime)
+        verify = await client.get("/api/v1/audit/verify", headers=admin)
+        assert verify.json()["valid"] is True
+        actions = await client.get(
+            "/api/v1/audit",
+            params={"target_id": scheduled.json()["id"]},
+            headers=admin,
+        )
+        assert [e["action"] for e in actions.json()["items"]] == [
+            "privacy.request_completed",
+            "privacy.request_processing",
+            "privacy.erasure_scheduled",
+        ]
+
+    async def test_erasure_completed_event_carries_the_tombstone_and_no_personal_data(
+        self, client: httpx.AsyncClient, tenant: TenantHandle, runtime: Runtime
+    ) -> None:
+        seeded = await seed_person(client, tenant)
+        admin = bearer(tenant.admin_key)
+        scheduled = await client.post(
+            f"/api/v1/privacy/erase/{seeded.customer_id}", params={"immediate": "true"}, headers=admin
+        )
+        await erasure.run_due(runtime)
+        async with runtime.db.transaction(tenant_id=tenant.id, write=False) as session:
+            rows = await session.scalars(
+                sa.select(Event)
+                .where(Event.tenant_id == tenant.id, Event.type.startswith("privacy."))
+                .order_by(Event.seq)
+            )
+            found = list(rows)
+        assert [e.type for e in found][-3:] == [
+            "privacy.erasure_scheduled",
+            "privacy.request_processing",
+            "privacy.erasure_completed",
+        ]
+        completed = found[-1].payload
+        assert completed["request_id"] == scheduled.json()["id"]
+        assert completed["customer_id"] == seeded.customer_id
+        assert completed["method"] == "erase"
+        assert any(t["table"] == "customers" for t in completed["tables"])
+        text = str([e.payload for e in found]).lower()
+        assert not any(n.lower() in text for n in seeded.person.needles)
+
+    async def test_a_crash_half_way_is_rolled_back_and_resumed(
+        self,
+        client: httpx.AsyncClient,
+        tenant: TenantHandle,
+        runtime: Runtime,
+        monkeypatch: pytest.MonkeyPatch,
+    ) -> None:
+        seeded = await seed_person(client, tenant)
+        admin = bearer(tenant.admin_key)
+        scheduled = await client.post(
+            f"/api/v1/privacy/erase/{seeded.customer_id}", params={"immediate": "true"}, headers=admin
+        )
+        request_id = scheduled.json()["id"]
+        holders = registered()
+        users_holder = next(h for h in holders if h.name == "users")
+
+        async def crash(*_args: object) -> list[object]:
+            raise ConnectionError("worker lost its database")
+
+        monkeypatch.setattr(users_holder, "erase", crash)
+        assert await erasure.run(runtime, tenant.id, request_id) == 0
+        stuck = await _request(runtime, tenant.id, request_id)
+        assert stuck.status == "processing"
+        assert stuck.last_error == "ConnectionError"
+        # Everything the holders before the crash did was rolled back with it.
+        async with runtime.db.transaction(tenant_id=tenant.id, write=False) as session:
+            assert await session.get(Customer, seeded.customer_id) is not None
+        notes = await client.get(f"/api/v1/customers/{seeded.customer_id}/notes", headers=admin)
+        assert len(notes.json()) == 2
+
+        monkeypatch.undo()
+        assert await erasure.run_due(runtime) >= 1  # the next run resumes it
+        assert (await _request(runtime, tenant.id, request_id)).status == "completed"
+        assert await find_everywhere(runtime, seeded.person.needles) == {}
+
+    async def test_repeated_failures_end_in_failed_and_can_be_rescheduled(
+        self,
+        client: httpx.AsyncClient,
+        tenant: TenantHandle,
+        runtime: Runtime,
+        monkeypatch: pytest.MonkeyPatch,
+    ) -> None:
+        made = await client.post(
+            "/api/v1/customers", json={"full_name": "Stubborn Case"}, headers=bearer(tenant.admin_key)
+        )
+        scheduled = await client.post(
+            f"/api/v1/privacy/erase/{made.json()['id']}",
+            params={"immediate": "true"},
+            headers=bearer(tenant.admin_key),
+        )
+        request_id = scheduled.json()["id"]
+        notes_holder = next(h for h in registered() if h.name == "customer_notes")
+
+        async def crash(*_args: object) -> list[object]:
+            raise RuntimeError("disk full")
+
+        monkeypatch.setattr(notes_holder, "erase", crash)
+        for _ in range(erasure.MAX_ATTEMPTS):
+            await erasure.run(runtime, tenant.id, request_id)
+        failed = await _request(runtime, tenant.id, request_id)
+        assert failed.status == "failed"
+        assert failed.attempts == erasure.MAX_ATTEMPTS
+        monkeypatch.undo()
+        retried = await client.post(
+            f"/api/v1/privacy/requests/{request_id}/transitions",
+            json={"status": "scheduled", "immediate": True},
+            headers=bearer(tenant.admin_key),
+        )
+        assert retried.status_code == 200, retried.text
+        assert await erasure.run(runtime, tenant.id, request_id) == 1
+
+
+class TestAnonymisation:
+    async def test_the_record_stays_for_statistics_without_personal_data(
+        self, client: httpx.AsyncClient, tenant: TenantHandle, runtime: Runtime
+    ) -> None:
+        seeded = await seed_person(client, tenant)
+        admin = bearer(tenant.admin_key)
+        response = await client.post(f"/api/v1/privacy/anonymize/{seeded.customer_id}", headers=admin)
+        assert response.status_code == 200, response.text
+        assert response.json()["status"] == "completed"
+        assert response.json()["result"]["method"] == "anonymize"
+        record = (await client.get(f"/api/v1/customers/{seeded.customer_id}", headers=admin)).json()
+        assert record["full_name"] == "[erased]"
+        assert record["email"] is record["phone"] is record["external_id"] is None
+        assert record["address"] == {"line1": None, "line2": None, "city": None, "region": None,
+                                     "postal_code": None, "country": "US"}  # fmt: skip
+        assert record["order_count"] == 2
+        assert record["total_order_value"] == "120.50"
+        assert record["tags"] == ["vip", "newsletter"]
+        assert await find_everywhere(runtime, seeded.person.needles) == {}
+        again = await client.post(f"/api/v1/privacy/anonymize/{seeded.customer_id}", headers=admin)
+        assert again.status_code == 409
