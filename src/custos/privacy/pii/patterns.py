@@ -139,7 +139,7 @@ def cards(text: str) -> Iterator[Entity]:
         if not luhn_valid(digits):
             continue
         issuer = card_issuer(digits)
-        if issuer is None:
+        if issuer is None or _is_reference(text, m.start()):
             continue
         score = 0.9 if separators else 0.8
         yield _scored(
@@ -226,13 +226,20 @@ _PHONE = re.compile(
     r"(?<![\w#@/.+-])(?:\+|00)?\(?\d[\d \t().\-/]{4,22}\d(?:\s?(?:x|ext\.?)\s?\d{1,5})?"
     r"(?![\w@]|[.-]\d)"
 )
-_NOT_PHONE_BEFORE = re.compile(
-    r"(?:#|\bno\.?|\bnr\.?|\bnumber|\border|\binvoice|\bref\.?|\bticket|\bsku|\bid|\bcase|"
-    r"\btracking|\bpo|\bitem|\baccount|\bversion|\bv)\s*:?\s*$",
+# Numbers right after these are references (orders, invoices, tickets), not personal data.
+_REFERENCE_BEFORE = re.compile(
+    r"(?:#|\border(?:\s+(?:no\.?|number))?|\binvoice(?:\s+(?:no\.?|number))?|\bref\.?|"
+    r"\breference|\bticket|\bsku|\bid|\bcase|\btracking(?:\s+(?:no\.?|number))?|\bpo|"
+    r"\bitem|\bversion|\bv|\bserial(?:\s+(?:no\.?|number))?)\s*:?\s*$",
     re.IGNORECASE,
 )
+_SSN_SHAPE = re.compile(r"^\d{3}[- ]\d{2}[- ]\d{4}$")
 _EXTENSION = re.compile(r"\s?(?:x|ext\.?)\s?\d{1,5}$")
 FALLBACK_REGIONS = ("US", "GB", "DE", "FR", "ES", "IT", "NL", "CA", "AU", "IN")
+
+
+def _is_reference(text: str, start: int) -> bool:
+    return bool(_REFERENCE_BEFORE.search(text, max(0, start - 16), start))
 
 
 def _parse_phone(candidate: str, regions: tuple[str, ...]) -> tuple[str, bool] | None:
@@ -262,7 +269,10 @@ def phones(text: str, default_region: str = "US") -> Iterator[Entity]:
         digits = sum(ch.isdigit() for ch in _EXTENSION.sub("", candidate))
         if not 7 <= digits <= 15:
             continue
-        if _NOT_PHONE_BEFORE.search(text, max(0, start - 16), start):
+        if _is_reference(text, start):
+            continue
+        # Written 3-2-4, or after "SSN", it is a social security number (valid or not).
+        if _SSN_SHAPE.match(candidate) or _context(PiiType.ssn, text, start):
             continue
         parsed = _parse_phone(candidate, regions)
         if parsed is None:
