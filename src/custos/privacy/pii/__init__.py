@@ -26,25 +26,31 @@ class Detector:
     thresholds: dict[PiiType, float] = field(default_factory=dict)
     types: frozenset[PiiType] = frozenset(PiiType)
     phone_region: str = "US"
+    # The tenant's customer names, lower-cased (see names.prepare); more can be given per scan.
+    known_names: frozenset[str] = frozenset()
 
     def scan(self, text: str, known_names: Iterable[str] = ()) -> list[Entity]:
-        recognisers: list[tuple[PiiType, Callable[[], Iterator[Entity]]]] = [
+        known = self.known_names | names.prepare(known_names) if known_names else self.known_names
+        floor = min([self.min_score, *self.thresholds.values()])
+        phone_floor = self.thresholds.get(PiiType.phone, self.min_score)
+        structured: list[tuple[PiiType, Callable[[], Iterator[Entity]]]] = [
             (PiiType.email, lambda: patterns.emails(text)),
             (PiiType.iban, lambda: patterns.ibans(text)),
             (PiiType.credit_card, lambda: patterns.cards(text)),
             (PiiType.ssn, lambda: patterns.ssns(text)),
             (PiiType.ip_address, lambda: patterns.ip_addresses(text)),
-            (PiiType.phone, lambda: patterns.phones(text, self.phone_region)),
+        ]
+        found = [e for kind, recognise in structured if kind in self.types for e in recognise()]
+        rest: list[tuple[PiiType, Callable[[], Iterator[Entity]]]] = [
+            # What is already a card, an IBAN or an address on the network is not parsed
+            # again as a phone number.
+            (PiiType.phone, lambda: patterns.phones(text, self.phone_region, taken, phone_floor)),
             (PiiType.address, lambda: addresses.addresses(text)),
-            (PiiType.person, lambda: names.persons(text, known_names)),
+            (PiiType.person, lambda: names.persons(text, known, floor)),
         ]
-        found = [
-            entity
-            for kind, recognise in recognisers
-            if kind in self.types
-            for entity in recognise()
-            if entity.score >= self.thresholds.get(entity.type, self.min_score)
-        ]
+        taken = [(e.start, e.end) for e in found]
+        found += [e for kind, recognise in rest if kind in self.types for e in recognise()]
+        found = [e for e in found if e.score >= self.thresholds.get(e.type, self.min_score)]
         return resolve_overlaps(found)
 
 

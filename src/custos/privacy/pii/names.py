@@ -32,52 +32,180 @@ _NOT_NAMES = frozenset(
     """.split()
 )
 
-_STRONG = (
-    r"my\s+name\s+is|my\s+name's|name\s*:|i\s+am|i'm|this\s+is|"
-    r"je\s+m'appelle|je\s+suis|ich\s+bin|ich\s+heiße|mein\s+name\s+ist|me\s+llamo|"
-    r"mi\s+nombre\s+es|soy|mi\s+chiamo|sono|mijn\s+naam\s+is|ik\s+ben|"
-    r"signed|signed\s+by|attn\.?:?|attention\s*:|c/o|contact\s+person\s*:?|"
-    r"account\s+holder\s*:?|cardholder\s*:?|customer\s+name\s*:?|full\s+name\s*:?"
+
+def _phrases(text: str) -> frozenset[tuple[str, ...]]:
+    return frozenset(tuple(line.split()) for line in text.strip().splitlines())
+
+
+# Cues, as the words just before the name (lower-cased, punctuation after them dropped).
+_STRONG = _phrases(
+    """
+    my name is
+    my name's
+    name:
+    i am
+    i'm
+    this is
+    je m'appelle
+    je suis
+    ich bin
+    ich heiße
+    mein name ist
+    me llamo
+    mi nombre es
+    soy
+    mi chiamo
+    sono
+    mijn naam is
+    ik ben
+    signed
+    signed by
+    attn
+    attn:
+    attention:
+    c/o
+    contact person
+    contact person:
+    account holder
+    account holder:
+    cardholder
+    cardholder:
+    customer name:
+    full name:
+    """
 )
-_TITLE = (
-    r"mr|mrs|ms|miss|mx|dr|prof|sir|dame|lord|lady|herr|frau|monsieur|madame|mme|mlle|m|"
-    r"señor|señora|señorita|sr|sra|srta|don|doña|signor|signora|sig|sig\.ra|dhr|mevr"
+_TITLES = frozenset(
+    """
+    mr mrs ms miss mx dr prof sir dame lord lady herr frau monsieur madame mme mlle m
+    señor señora señorita sr sra srta don doña signor signora sig sig.ra dhr mevr
+    """.split()
 )
-_GREETING = (
-    r"dear|hi|hello|hey|good\s+morning|good\s+afternoon|good\s+evening|"
-    r"bonjour|bonsoir|cher|chère|hallo|liebe|lieber|sehr\s+geehrte|sehr\s+geehrter|"
-    r"hola|estimado|estimada|querido|querida|ciao|gentile|caro|cara|beste|geachte"
+_GREETINGS = _phrases(
+    """
+    dear
+    hi
+    hello
+    hey
+    good morning
+    good afternoon
+    good evening
+    bonjour
+    bonsoir
+    cher
+    chère
+    hallo
+    liebe
+    lieber
+    sehr geehrte
+    sehr geehrter
+    hola
+    estimado
+    estimada
+    querido
+    querida
+    ciao
+    gentile
+    caro
+    cara
+    beste
+    geachte
+    """
 )
-_CLOSING = (
-    r"regards|best\s+regards|kind\s+regards|warm\s+regards|best\s+wishes|best|thanks|"
-    r"many\s+thanks|thank\s+you|cheers|sincerely|yours\s+sincerely|yours\s+truly|"
-    r"yours\s+faithfully|cordially|respectfully|"
-    r"cordialement|bien\s+cordialement|merci|amitiés|mit\s+freundlichen\s+grüßen|"
-    r"viele\s+grüße|beste\s+grüße|lg|mfg|danke|saludos|un\s+saludo|atentamente|gracias|"
-    r"cordiali\s+saluti|saluti|grazie|met\s+vriendelijke\s+groet|groeten|bedankt"
+_CLOSINGS = frozenset(
+    line.strip()
+    for line in """
+    regards
+    best regards
+    kind regards
+    warm regards
+    best wishes
+    best
+    thanks
+    many thanks
+    thank you
+    cheers
+    sincerely
+    yours sincerely
+    yours truly
+    yours faithfully
+    cordially
+    respectfully
+    cordialement
+    bien cordialement
+    merci
+    amitiés
+    mit freundlichen grüßen
+    viele grüße
+    beste grüße
+    lg
+    mfg
+    danke
+    saludos
+    un saludo
+    atentamente
+    gracias
+    cordiali saluti
+    saluti
+    grazie
+    met vriendelijke groet
+    groeten
+    bedankt
+    """.strip().splitlines()
 )
-_WEAK = (
-    r"customer|client|caller|agent|colleague|manager|member|patient|tenant|guest|user|"
-    r"with|from|by|to|for|cc|ask|asked|told|called|emailed|spoke\s+(?:to|with)|"
-    r"talked\s+to|contacted|contact|forward(?:ed)?\s+to|assigned\s+to|escalated\s+to|"
-    r"and|or|per|via|mit|von|avec|de\s+la\s+part\s+de|con|de|para|por"
+_WEAK = _phrases(
+    """
+    customer
+    customer:
+    client
+    client:
+    caller
+    agent
+    colleague
+    manager
+    member
+    patient
+    tenant
+    guest
+    user
+    with
+    from
+    by
+    to
+    for
+    cc
+    cc:
+    ask
+    asked
+    told
+    called
+    emailed
+    spoke to
+    spoke with
+    talked to
+    contacted
+    contact
+    contact:
+    forward to
+    forwarded to
+    assigned to
+    escalated to
+    and
+    per
+    via
+    mit
+    von
+    avec
+    de la part de
+    con
+    para
+    por
+    """
 )
 
-_FLAGS = re.IGNORECASE
-# Cue words are matched case-insensitively, the name after them case-sensitively: (?-i:...).
-# The name sits in a lookahead, so a cue's match never swallows the next cue.
-_STRONG_RE = re.compile(rf"(?<!\w)(?:{_STRONG})(?=[ \t]+(?-i:(?P<name>{NAME})))", _FLAGS)
-_TITLE_RE = re.compile(rf"(?<!\w)(?:{_TITLE})\.?(?=[ \t]+(?-i:(?P<name>{NAME})))", _FLAGS)
-_GREETING_RE = re.compile(
-    rf"(?:^|(?<=[\s>]))(?:{_GREETING})(?=[ \t]+(?-i:(?P<name>{NAME})))", _FLAGS
-)
-_CLOSING_RE = re.compile(
-    rf"(?:^|(?<=\n))[ \t]*(?:{_CLOSING})(?=[ \t]*[,!.]?[ \t]*(?:\n[ \t]*|[ \t]*[-–—][ \t]*|[ \t]+)"
-    rf"(?-i:(?P<name>{NAME})))",
-    _FLAGS | re.MULTILINE,
-)
-_WEAK_RE = re.compile(rf"(?<!\w)(?:{_WEAK})(?=[ \t]+(?-i:(?P<name>{NAME})))", _FLAGS)
-_BARE_RE = re.compile(rf"(?<![\w.])(?P<name>{_WORD}(?:[ \t]+{_WORD}){{1,2}})")
+# A run of capitalised words (with name particles between them): every name is one.
+_RUN = re.compile(NAME)
+_CONTEXT_CHARS = 60
+_SENTENCE_END = (".", "!", "?")
 
 
 def _trim(text: str, start: int, end: int) -> tuple[int, int] | None:
@@ -90,30 +218,71 @@ def _trim(text: str, start: int, end: int) -> tuple[int, int] | None:
     if not words:
         return None
     first, last = words[0][0], words[-1][1]
-    # A trailing "Jr." keeps its name but not the dot-abbreviation alone.
-    if text[first:last].endswith(".") and last - first <= 3:
-        return None
+    if all(text[a:b].endswith(".") for a, b in words):
+        return None  # initials or abbreviations alone
     return first, last
 
 
-def _from(
-    regex: re.Pattern[str], text: str, score: float, reason: str, min_words: int
-) -> Iterator[Entity]:
-    for m in regex.finditer(text):
-        span = _trim(text, m.start("name"), m.end("name"))
+def _ends_with(tokens: list[str], phrases: frozenset[tuple[str, ...]]) -> bool:
+    return any(tuple(tokens[-size:]) in phrases for size in (1, 2, 3, 4) if size <= len(tokens))
+
+
+def _cue(text: str, start: int) -> tuple[float, str, int] | None:
+    """What announces a name starting at `start`: (score, reason, minimum words)."""
+    line_start = text.rfind("\n", 0, start) + 1
+    on_line = text[line_start:start]
+    if not on_line.strip():
+        # The name opens its line: a signature when the line before is a closing.
+        previous = text[text.rfind("\n", 0, max(0, line_start - 1)) + 1 : max(0, line_start - 1)]
+        if previous.strip().rstrip(",.!-–— ").lower() in _CLOSINGS:
+            return 0.7, "signature after a closing", 1
+        return None
+    before = text[max(line_start, start - _CONTEXT_CHARS) : start]
+    raw = before.split()
+    if not raw:
+        return None
+    last = raw[-1].lower()
+    if last.rstrip(".") in _TITLES and before.endswith((" ", "\t")):
+        return 0.75, "after a title", 1
+    if on_line.strip().rstrip(",!-–— ").lower() in _CLOSINGS:
+        return 0.7, "signature after a closing", 1
+    tokens = [t.lower().rstrip(",;!?") for t in raw]
+    if _ends_with(tokens, _STRONG) and not last.endswith((".", "!", "?")):
+        return 0.75, "introduced as a name", 1
+    if _ends_with(tokens, _GREETINGS) and not last.endswith(_SENTENCE_END):
+        # A greeting opens its sentence.
+        index = len(tokens) - next(
+            size for size in (1, 2) if size <= len(tokens) and tuple(tokens[-size:]) in _GREETINGS
+        )
+        if index == 0 or raw[index - 1].endswith((*_SENTENCE_END, ",", ":", ">")):
+            return 0.65, "after a greeting", 1
+    if _ends_with(tokens, _WEAK) and not last.endswith(_SENTENCE_END):
+        return 0.5, "capitalised words after a cue", 2
+    return None
+
+
+def _cued(text: str, min_score: float) -> Iterator[Entity]:
+    for m in _RUN.finditer(text):
+        span = _trim(text, m.start(), m.end())
         if span is None:
             continue
         words = text[span[0] : span[1]].split()
-        if len(words) < min_words or all(w.endswith(".") for w in words):
+        found = _cue(text, span[0])
+        if found is None:
+            score, reason, min_words = 0.35, "capitalised words", 2
+        else:
+            score, reason, min_words = found
+        if len(words) < min_words:
             continue
-        bonus = 0.1 if len(words) > 1 else 0.0
-        yield Entity(PiiType.person, span[0], span[1], round(min(1.0, score + bonus), 2), reason)
+        score = round(min(1.0, score + (0.1 if len(words) > 1 else 0.0)), 2)
+        if score >= min_score:
+            yield Entity(PiiType.person, span[0], span[1], score, reason)
 
 
 def name_candidates(text: str) -> set[str]:
     """Capitalised runs of two to four words, lower-cased: what could be a known name."""
     found: set[str] = set()
-    for m in re.finditer(rf"{_WORD}(?:[ \t]+(?:{_PARTICLE}[ \t]+)*{_WORD}){{1,3}}", text):
+    for m in _RUN.finditer(text):
         words = m.group().split()
         for size in range(2, len(words) + 1):
             for i in range(len(words) - size + 1):
@@ -121,28 +290,32 @@ def name_candidates(text: str) -> set[str]:
     return found
 
 
-def known(text: str, names: Iterable[str]) -> Iterator[Entity]:
-    wanted = {n.lower() for n in names if n and " " in n.strip()}
-    if not wanted:
+def known(text: str, names: frozenset[str]) -> Iterator[Entity]:
+    """Occurrences of the given (lower-cased, multi-word) names, longest first."""
+    if not names:
         return
-    for m in re.finditer(rf"{_WORD}(?:[ \t]+(?:{_PARTICLE}[ \t]+)*{_WORD}){{1,3}}", text):
+    for m in _RUN.finditer(text):
         words = list(re.finditer(r"\S+", m.group()))
+        if len(words) < 2:
+            continue
         for size in range(len(words), 1, -1):
             hit = False
             for i in range(len(words) - size + 1):
                 start, end = m.start() + words[i].start(), m.start() + words[i + size - 1].end()
-                if text[start:end].lower() in wanted:
+                if text[start:end].lower() in names:
                     yield Entity(PiiType.person, start, end, 0.9, "a known customer's name")
                     hit = True
             if hit:
                 break
 
 
-def persons(text: str, known_names: Iterable[str] = ()) -> Iterator[Entity]:
+def prepare(names: Iterable[str]) -> frozenset[str]:
+    """Known names as `known` wants them: lower-cased, two words or more."""
+    return frozenset(" ".join(n.split()).lower() for n in names if n and len(n.split()) > 1)
+
+
+def persons(
+    text: str, known_names: frozenset[str] = frozenset(), min_score: float = 0.0
+) -> Iterator[Entity]:
     yield from known(text, known_names)
-    yield from _from(_STRONG_RE, text, 0.75, "introduced as a name", 1)
-    yield from _from(_TITLE_RE, text, 0.75, "after a title", 1)
-    yield from _from(_GREETING_RE, text, 0.65, "after a greeting", 1)
-    yield from _from(_CLOSING_RE, text, 0.7, "signature after a closing", 1)
-    yield from _from(_WEAK_RE, text, 0.5, "capitalised words after a cue", 2)
-    yield from _from(_BARE_RE, text, 0.35, "capitalised words", 2)
+    yield from _cued(text, min_score)

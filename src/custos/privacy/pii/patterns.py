@@ -203,12 +203,22 @@ _IPV6 = re.compile(
 
 
 def ip_addresses(text: str) -> Iterator[Entity]:
+    if text.count(".") >= 3:
+        yield from _ipv4(text)
+    if text.count(":") >= 2:
+        yield from _ipv6(text)
+
+
+def _ipv4(text: str) -> Iterator[Entity]:
     for m in _IPV4.finditer(text):
         try:
             ipaddress.IPv4Address(m.group())
         except ValueError:
             continue
         yield _scored(PiiType.ip_address, text, m.start(), m.end(), 0.85, "IPv4 address")
+
+
+def _ipv6(text: str) -> Iterator[Entity]:
     for m in _IPV6.finditer(text):
         candidate = m.group()
         if candidate.count(":") < 2:
@@ -233,8 +243,14 @@ _REFERENCE_BEFORE = re.compile(
     r"\bitem|\bversion|\bv|\bserial(?:\s+(?:no\.?|number))?)\s*:?\s*$",
     re.IGNORECASE,
 )
+# Dates, decimals and dotted versions have the digits of a phone number but not its shape.
+_NOT_PHONE_SHAPE = re.compile(
+    r"^(?:\d{4}[-/.]\d{1,2}[-/.]\d{1,2}|\d{1,2}[-/.]\d{1,2}[-/.]\d{4}|\d+\.\d+|"
+    r"\d{1,3}(?:\.\d{1,3}){3})$"
+)
 _SSN_SHAPE = re.compile(r"^\d{3}[- ]\d{2}[- ]\d{4}$")
 _EXTENSION = re.compile(r"\s?(?:x|ext\.?)\s?\d{1,5}$")
+_BARE_SCORE = 0.4
 FALLBACK_REGIONS = ("US", "GB", "DE", "FR", "ES", "IT", "NL", "CA", "AU", "IN")
 
 
@@ -253,19 +269,39 @@ def _parse_phone(candidate: str, regions: tuple[str, ...]) -> tuple[str, bool] |
             parsed = phonenumbers.parse(text, region)
         except phonenumbers.NumberParseException:
             continue
-        if phonenumbers.is_valid_number(parsed):
-            found = phonenumbers.region_code_for_number(parsed) or region or "?"
+        # Read in a region, a number must be valid there (cheaper than finding its region).
+        valid = (
+            phonenumbers.is_valid_number(parsed)
+            if region is None
+            else phonenumbers.is_valid_number_for_region(parsed, region)
+        )
+        if valid:
+            # The country's main region is enough for the reason (and much cheaper than
+            # working out which region sharing the code the number belongs to).
+            found = region or phonenumbers.region_code_for_country_code(parsed.country_code)
             return found, international
     return None
 
 
-def phones(text: str, default_region: str = "US") -> Iterator[Entity]:
+def phones(
+    text: str,
+    default_region: str = "US",
+    taken: list[tuple[int, int]] | None = None,
+    min_score: float = 0.0,
+) -> Iterator[Entity]:
+    """Phone numbers; `taken` are spans already found to be something more specific (a card,
+    an IBAN, an IP address), which are not parsed again as numbers. Candidates that could
+    not reach `min_score` whatever the parser said are not parsed at all."""
     regions = (default_region, *(r for r in FALLBACK_REGIONS if r != default_region))
     for m in _PHONE.finditer(text):
         candidate = m.group().rstrip(" \t")
         start, end = m.start(), m.start() + len(candidate)
         if candidate.startswith("(") and ")" not in candidate:
             candidate, start = candidate[1:], start + 1
+        if taken and any(start < b and a < end for a, b in taken):
+            continue
+        if _NOT_PHONE_SHAPE.match(candidate):
+            continue
         digits = sum(ch.isdigit() for ch in _EXTENSION.sub("", candidate))
         if not 7 <= digits <= 15:
             continue
@@ -274,11 +310,15 @@ def phones(text: str, default_region: str = "US") -> Iterator[Entity]:
         # Written 3-2-4, or after "SSN", it is a social security number (valid or not).
         if _SSN_SHAPE.match(candidate) or _context(PiiType.ssn, text, start):
             continue
+        formatted = any(not ch.isdigit() for ch in candidate.lstrip("+"))
+        if not formatted and not candidate.startswith(("+", "00")):
+            best = _BARE_SCORE + (CONTEXT_BOOST if _context(PiiType.phone, text, start) else 0)
+            if best < min_score:
+                continue  # bare digits with nothing saying they are a phone number
         parsed = _parse_phone(candidate, regions)
         if parsed is None:
             continue
         region, international = parsed
-        formatted = any(not ch.isdigit() for ch in candidate.lstrip("+"))
         if international:
             score, reason = 0.85, f"valid international number ({region})"
         elif region == default_region and formatted:
@@ -286,5 +326,5 @@ def phones(text: str, default_region: str = "US") -> Iterator[Entity]:
         elif formatted:
             score, reason = 0.55, f"valid number if read as {region}"
         else:
-            score, reason = 0.4, f"unformatted digits, valid as {region}"
+            score, reason = _BARE_SCORE, f"unformatted digits, valid as {region}"
         yield _scored(PiiType.phone, text, start, end, score, reason)
