@@ -210,15 +210,17 @@ class Generator:
             return f"{street}, {fake.city()} {fake.postcode()}"
         return f"{street}, {fake.postcode()} {fake.city()}"
 
-    def ssn(self, fake: Faker) -> str:
-        return str(self.fakers["en_US"].ssn())
+    def ssn(self) -> str:
+        return str(self.fakers["en_US"].ssn())  # a US number, whatever the customer's country
 
     # -- negatives -------------------------------------------------------------------------
 
     def bad_card(self) -> str:
         prefix = self.rng.choice(["4", "51", "37", "6011"])
         length = 15 if prefix == "37" else 16
-        body = prefix + "".join(str(self.rng.randint(0, 9)) for _ in range(length - len(prefix) - 1))
+        body = prefix + "".join(
+            str(self.rng.randint(0, 9)) for _ in range(length - len(prefix) - 1)
+        )
         good = _luhn_digit(body)
         wrong = str((int(good) + self.rng.randint(1, 9)) % 10)
         number = body + wrong
@@ -237,6 +239,7 @@ class Generator:
 
     def fill(self, template: str, locale: str) -> Sample:
         fake = self.fakers[locale]
+        rng = self.rng
         values: dict[str, tuple[str | None, str]] = {}
         makers = {
             "person": lambda: ("person", self.person(fake)),
@@ -250,7 +253,7 @@ class Generator:
             "iban": lambda: ("iban", self.iban(fake)),
             "address": lambda: ("address", self.address(fake, locale)),
             "address2": lambda: ("address", self.address(fake, locale)),
-            "ssn": lambda: ("ssn", self.ssn(fake)),
+            "ssn": lambda: ("ssn", self.ssn()),
             "last4": lambda: (None, f"{self.rng.randint(0, 9999):04d}"),
             "n5": lambda: (None, str(self.rng.randint(10_000, 99_999))),
             "n6": lambda: (None, str(self.rng.randint(100_000, 999_999))),
@@ -259,13 +262,13 @@ class Generator:
             "date": lambda: (None, fake.date(pattern="%Y-%m-%d")),
             "time": lambda: (None, fake.time()),
             "year": lambda: (None, str(self.rng.randint(2019, 2026))),
-            "price": lambda: (None, f"${self.rng.randint(1, 4999)}.{self.rng.randint(0, 99):02d}"),
-            "alnum": lambda: (None, "".join(self.rng.choice("0123456789ABCDEFGHJK") for _ in range(16))),
+            "price": lambda: (None, f"${rng.randint(1, 4999)}.{rng.randint(0, 99):02d}"),
+            "alnum": lambda: (None, "".join(rng.choice("0123456789ABCDEFGHJK") for _ in range(16))),
             "bad_card": lambda: (None, self.bad_card()),
             "bad_ssn": lambda: (None, self.bad_ssn()),
             "bad_iban": lambda: (None, self.bad_iban(fake)),
-            "ver": lambda: (None, f"{self.rng.randint(1, 9)}.{self.rng.randint(0, 30)}.{self.rng.randint(0, 99)}"),
-            "sku": lambda: (None, f"SKU-{self.rng.randint(10000, 99999)}-{self.rng.choice('ABCDEF')}"),
+            "ver": lambda: (None, f"{rng.randint(1, 9)}.{rng.randint(0, 30)}.{rng.randint(0, 99)}"),
+            "sku": lambda: (None, f"SKU-{rng.randint(10000, 99999)}-{rng.choice('ABCDEF')}"),
             "qty": lambda: (None, str(self.rng.randint(2, 500))),
             "ms": lambda: (None, str(self.rng.randint(5, 9000))),
         }  # fmt: skip

@@ -16,7 +16,6 @@ import sys
 import time
 
 import tldextract
-
 from presidio_analyzer import AnalyzerEngine, RecognizerRegistry
 from presidio_analyzer.nlp_engine import NlpArtifacts, NlpEngine
 from presidio_analyzer.predefined_recognizers import (
@@ -49,7 +48,11 @@ class NoNlpEngine(NlpEngine):
 
     def process_text(self, text, language):
         return NlpArtifacts(
-            entities=[], tokens=[], tokens_indices=[], lemmas=[], nlp_engine=self,
+            entities=[],
+            tokens=[],
+            tokens_indices=[],
+            lemmas=[],
+            nlp_engine=self,
             language=language,
         )
 
@@ -77,8 +80,12 @@ def main() -> None:
     texts = json.loads(sys.stdin.readline())["texts"]
     registry = RecognizerRegistry(supported_languages=["en"])
     for recognizer in (
-        EmailRecognizer(), PhoneRecognizer(), UsSsnRecognizer(), CreditCardRecognizer(),
-        IpRecognizer(), IbanRecognizer(),
+        EmailRecognizer(),
+        PhoneRecognizer(),
+        UsSsnRecognizer(),
+        CreditCardRecognizer(),
+        IpRecognizer(),
+        IbanRecognizer(),
     ):
         registry.add_recognizer(recognizer)
     engine = AnalyzerEngine(registry=registry, nlp_engine=NoNlpEngine(), supported_languages=["en"])

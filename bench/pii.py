@@ -39,7 +39,6 @@ from pathlib import Path
 from typing import Any
 
 from _pii_corpus import TYPES, Sample, build
-
 from custos.privacy.pii import Detector, names
 
 ROOT = Path(__file__).resolve().parents[1]

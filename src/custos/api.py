@@ -7,9 +7,9 @@ from fastapi import APIRouter
 from custos.api_key.endpoints import admin_router as admin_api_key_router
 from custos.api_key.endpoints import router as api_key_router
 from custos.audit.endpoints import router as audit_router
-from custos.consent.endpoints import router as consent_router
 from custos.auth.endpoints import oauth_router
 from custos.auth.endpoints import router as auth_router
+from custos.consent.endpoints import router as consent_router
 from custos.customer.endpoints import internal_router as internal_customer_router
 from custos.customer.endpoints import router as customer_router
 from custos.docs.endpoints import router as docs_router

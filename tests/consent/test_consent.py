@@ -109,7 +109,8 @@ class TestConsent:
             params={"customer_id": customer_id, "cursor": first.json()["next_cursor"]},
             headers=admin,
         )
-        assert len(rest.json()["items"]) == 1 and rest.json()["next_cursor"] is None
+        assert len(rest.json()["items"]) == 1
+        assert rest.json()["next_cursor"] is None
         only = await client.get(
             f"{BASE}/history",
             params={"customer_id": customer_id, "consent_type": "analytics"},
@@ -222,8 +223,11 @@ class TestOwnConsent:
             "DELETE", "/api/v1/privacy/me/consents", params={"consent_type": "marketing"},
             headers=mine,
         )  # fmt: skip
-        assert withdrawn.status_code == 200 and withdrawn.json()["granted"] is False
-        assert (await client.get(BASE, params={"customer_id": customer_id}, headers=mine)).status_code == 403
+        assert withdrawn.status_code == 200
+        assert withdrawn.json()["granted"] is False
+        assert (
+            await client.get(BASE, params={"customer_id": customer_id}, headers=mine)
+        ).status_code == 403
 
     async def test_an_account_without_a_record_has_no_consents(
         self, client: httpx.AsyncClient, factory: Factory, tenant: TenantHandle

@@ -37,7 +37,9 @@ async def find_everywhere(runtime: Runtime, needles: list[str]) -> dict[str, lis
             )
         else:
             tables = list(
-                await session.scalars(sa.text("SELECT name FROM sqlite_master WHERE type = 'table'"))
+                await session.scalars(
+                    sa.text("SELECT name FROM sqlite_master WHERE type = 'table'")
+                )
             )
         for table in sorted(set(tables) - SKIPPED):
             rows = await session.execute(sa.text(f'SELECT * FROM "{table}"'))

@@ -65,7 +65,7 @@ class Seeded:
 async def seed_person(client: httpx.AsyncClient, tenant: TenantHandle) -> Seeded:
     admin = bearer(tenant.admin_key)
     p = Person.new()
-    EMAIL, PHONE, NAME = p.email, p.phone, p.name  # noqa: N806
+    EMAIL, PHONE, NAME = p.email, p.phone, p.name
 
     async def post(path: str, body: dict[str, Any], **kw: Any) -> dict[str, Any]:
         response = await client.post(path, json=body, headers={**admin, **kw.get("headers", {})})

@@ -15,7 +15,10 @@ class TestStructuredTypes:
     @pytest.mark.parametrize(
         ("text", "expected"),
         [
-            ("Write to jane.doe+news@example.co.uk today", ("email", "jane.doe+news@example.co.uk")),
+            (
+                "Write to jane.doe+news@example.co.uk today",
+                ("email", "jane.doe+news@example.co.uk"),
+            ),
             ("Call me on (415) 555-2671 tonight", ("phone", "(415) 555-2671")),
             ("Office +44 20 7946 0958 ext", ("phone", "+44 20 7946 0958")),
             ("Mein Handy: +49 151 23456789", ("phone", "+49 151 23456789")),
@@ -57,7 +60,8 @@ class TestStructuredTypes:
         [hit] = scan("card: 5555 5555 5555 4444")
         assert hit.type is PiiType.credit_card
         assert 0 < hit.score <= 1
-        assert "mastercard" in hit.reason and "Luhn" in hit.reason
+        assert "mastercard" in hit.reason
+        assert "Luhn" in hit.reason
 
 
 class TestNamesAndAddresses:

@@ -54,9 +54,9 @@ class TestScheduling:
         assert body["status"] == "scheduled"
         assert [h["status"] for h in body["history"]] == ["received", "verified", "scheduled"]
         days = (
-            utcnow() - utcnow() + (
-                __import__("datetime").datetime.fromisoformat(body["scheduled_for"]) - utcnow()
-            )
+            utcnow()
+            - utcnow()
+            + (__import__("datetime").datetime.fromisoformat(body["scheduled_for"]) - utcnow())
         ).days
         assert days == 29  # 30 days ahead, less the moments since
         assert await erasure.run_due(runtime) == 0
@@ -120,7 +120,9 @@ class TestScheduling:
     ) -> None:
         seeded = await seed_person(client, tenant)
         admin = bearer(tenant.admin_key)
-        before = (await client.get(f"/api/v1/privacy/export/{seeded.customer_id}", headers=admin)).json()
+        before = (
+            await client.get(f"/api/v1/privacy/export/{seeded.customer_id}", headers=admin)
+        ).json()
         scheduled = await client.post(f"/api/v1/privacy/erase/{seeded.customer_id}", headers=admin)
         request_id = scheduled.json()["id"]
         cancelled = await client.post(
@@ -132,7 +134,9 @@ class TestScheduling:
         assert cancelled.json()["status"] == "cancelled"
         await _make_due(runtime, tenant.id, request_id)  # even once the date has passed
         assert await erasure.run_due(runtime) == 0
-        after = (await client.get(f"/api/v1/privacy/export/{seeded.customer_id}", headers=admin)).json()
+        after = (
+            await client.get(f"/api/v1/privacy/export/{seeded.customer_id}", headers=admin)
+        ).json()
         for holder in ("customers", "customer_notes", "consents", "users", "customer_merges"):
             assert after["holders"][holder] == before["holders"][holder], holder
         # Nothing can be cancelled twice, and a cancelled erasure cannot be revived.
@@ -164,7 +168,9 @@ class TestScheduling:
         path = f"/api/v1/privacy/erase/{made.json()['id']}"
         refused = await client.post(path, params={"immediate": "true"}, headers=bearer(eraser))
         assert refused.status_code == 403
-        allowed = await client.post(path, params={"immediate": "true"}, headers=bearer(tenant.admin_key))
+        allowed = await client.post(
+            path, params={"immediate": "true"}, headers=bearer(tenant.admin_key)
+        )
         assert allowed.status_code == 202
         assert erasure is not None
 
@@ -189,7 +195,9 @@ class TestErasure:
     ) -> None:
         seeded = await seed_person(client, tenant)
         admin = bearer(tenant.admin_key)
-        assert await find_everywhere(runtime, seeded.person.needles)  # the search does find them before
+        assert await find_everywhere(
+            runtime, seeded.person.needles
+        )  # the search does find them before
         scheduled = await client.post(f"/api/v1/privacy/erase/{seeded.customer_id}", headers=admin)
         request_id = scheduled.json()["id"]
         await _make_due(runtime, tenant.id, request_id)
@@ -222,7 +230,9 @@ class TestErasure:
         )
         assert neighbour.json()[0]["body"] == "Referred by [erased] ([erased], [erased])"
         # Their account no longer signs in, and a token from before stops working.
-        assert (await client.get("/api/v1/privacy/me/export", headers=bearer(seeded.token))).status_code == 401
+        assert (
+            await client.get("/api/v1/privacy/me/export", headers=bearer(seeded.token))
+        ).status_code == 401
 
     async def test_the_audit_chain_stays_valid_and_records_the_erasure(
         self, client: httpx.AsyncClient, tenant: TenantHandle, runtime: Runtime
@@ -230,7 +240,9 @@ class TestErasure:
         seeded = await seed_person(client, tenant)
         admin = bearer(tenant.admin_key)
         scheduled = await client.post(
-            f"/api/v1/privacy/erase/{seeded.customer_id}", params={"immediate": "true"}, headers=admin
+            f"/api/v1/privacy/erase/{seeded.customer_id}",
+            params={"immediate": "true"},
+            headers=admin,
         )
         await erasure.run_due(runtime)
         verify = await client.get("/api/v1/audit/verify", headers=admin)
@@ -252,7 +264,9 @@ class TestErasure:
         seeded = await seed_person(client, tenant)
         admin = bearer(tenant.admin_key)
         scheduled = await client.post(
-            f"/api/v1/privacy/erase/{seeded.customer_id}", params={"immediate": "true"}, headers=admin
+            f"/api/v1/privacy/erase/{seeded.customer_id}",
+            params={"immediate": "true"},
+            headers=admin,
         )
         await erasure.run_due(runtime)
         async with runtime.db.transaction(tenant_id=tenant.id, write=False) as session:
@@ -285,7 +299,9 @@ class TestErasure:
         seeded = await seed_person(client, tenant)
         admin = bearer(tenant.admin_key)
         scheduled = await client.post(
-            f"/api/v1/privacy/erase/{seeded.customer_id}", params={"immediate": "true"}, headers=admin
+            f"/api/v1/privacy/erase/{seeded.customer_id}",
+            params={"immediate": "true"},
+            headers=admin,
         )
         request_id = scheduled.json()["id"]
         holders = registered()
@@ -318,7 +334,9 @@ class TestErasure:
         monkeypatch: pytest.MonkeyPatch,
     ) -> None:
         made = await client.post(
-            "/api/v1/customers", json={"full_name": "Stubborn Case"}, headers=bearer(tenant.admin_key)
+            "/api/v1/customers",
+            json={"full_name": "Stubborn Case"},
+            headers=bearer(tenant.admin_key),
         )
         scheduled = await client.post(
             f"/api/v1/privacy/erase/{made.json()['id']}",
@@ -353,7 +371,9 @@ class TestAnonymisation:
     ) -> None:
         seeded = await seed_person(client, tenant)
         admin = bearer(tenant.admin_key)
-        response = await client.post(f"/api/v1/privacy/anonymize/{seeded.customer_id}", headers=admin)
+        response = await client.post(
+            f"/api/v1/privacy/anonymize/{seeded.customer_id}", headers=admin
+        )
         assert response.status_code == 200, response.text
         assert response.json()["status"] == "completed"
         assert response.json()["result"]["method"] == "anonymize"

@@ -184,12 +184,12 @@ class TestListAndCreate:
             BASE, params={"customer_id": customer_id}, headers=bearer(tenant.admin_key)
         )
         assert len(listed.json()["items"]) == 1
-        other = await raw_client.post(
-            BASE, json={**body, "type": "rectification"}, headers=headers
-        )
+        other = await raw_client.post(BASE, json={**body, "type": "rectification"}, headers=headers)
         assert other.status_code == 422
 
-    async def test_bad_bodies_are_422(self, client: httpx.AsyncClient, tenant: TenantHandle) -> None:
+    async def test_bad_bodies_are_422(
+        self, client: httpx.AsyncClient, tenant: TenantHandle
+    ) -> None:
         customer_id = await _customer(client, tenant)
         for body in (
             {"type": "deletion", "customer_id": customer_id},

@@ -196,7 +196,9 @@ async def test_self_service_routes_never_reach_another_tenants_ids(
 ) -> None:
     owner, intruder, ids = tenants["owner"], tenants["intruder"], tenants["ids"]
     own = await client.post(
-        "/api/v1/customers", json={"full_name": "Intruding Self"}, headers=bearer(intruder.admin_key)
+        "/api/v1/customers",
+        json={"full_name": "Intruding Self"},
+        headers=bearer(intruder.admin_key),
     )
     await client.post(
         "/api/v1/users",

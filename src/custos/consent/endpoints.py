@@ -10,6 +10,7 @@ from custos.consent.schemas import PURPOSE_PATTERN, ConsentGrant, ConsentRecord,
 from custos.kit.pagination import Cursor, Limit, Page, keyset_page
 from custos.kit.routing import CustosRoute
 from custos.models import Consent
+from custos.privacy import requests
 
 router = APIRouter(route_class=CustosRoute, prefix="/privacy/consent", tags=["consent"])
 
@@ -45,7 +46,9 @@ async def revoke(
 
 
 @router.get("", response_model=ConsentStatus, summary="A customer's consent, per purpose")
-async def status(customer_id: CustomerId, auth: ConsentsRead, session: TenantSession) -> ConsentStatus:
+async def status(
+    customer_id: CustomerId, auth: ConsentsRead, session: TenantSession
+) -> ConsentStatus:
     states = await service.status(session, auth, customer_id)
     return ConsentStatus(customer_id=customer_id, consents=states)
 
@@ -63,7 +66,7 @@ async def history(
     limit: Limit = 50,
     cursor: Cursor = None,
 ) -> Page[ConsentRecord]:
-    await service.subject_record(session, auth.tenant_id, customer_id)
+    await requests.subject_record(session, auth.tenant_id, customer_id)
     stmt = service.history_statement(auth.tenant_id, customer_id, consent_type)
     items, next_cursor = await keyset_page(session, stmt, Consent.id, limit=limit, cursor=cursor)
     return Page[ConsentRecord](

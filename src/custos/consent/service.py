@@ -36,9 +36,7 @@ async def _check_purpose(session: AsyncSession, actor: Principal, purpose: str) 
         )
 
 
-async def current(
-    session: AsyncSession, tenant_id: str, customer_id: str
-) -> dict[str, Consent]:
+async def current(session: AsyncSession, tenant_id: str, customer_id: str) -> dict[str, Consent]:
     rows = await session.scalars(
         sa.select(Consent)
         .where(Consent.tenant_id == tenant_id, Consent.customer_id == customer_id)

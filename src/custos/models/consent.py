@@ -15,7 +15,9 @@ class Consent(TenantOwned, Base):
 
     __tablename__ = "consents"
     __table_args__ = (
-        sa.Index("ix_consents_tenant_customer_purpose", "tenant_id", "customer_id", "purpose", "id"),
+        sa.Index(
+            "ix_consents_tenant_customer_purpose", "tenant_id", "customer_id", "purpose", "id"
+        ),
     )
 
     id: Mapped[str] = mapped_column(sa.String(40), primary_key=True)

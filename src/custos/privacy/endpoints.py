@@ -115,7 +115,9 @@ async def reidentify(
         None,
         changes={"restored": {"from": None, "to": result.restored}},
     )
-    return ReidentifyResult(text=result.text, restored=result.restored, unresolved=result.unresolved)
+    return ReidentifyResult(
+        text=result.text, restored=result.restored, unresolved=result.unresolved
+    )
 
 
 @router.post(
@@ -155,7 +157,9 @@ async def list_requests(
     type: RequestType | None = None,
     customer_id: Annotated[str | None, Query(max_length=40)] = None,
 ) -> Page[PrivacyRequest]:
-    stmt = requests.list_statement(auth.tenant_id, status=status, type=type, customer_id=customer_id)
+    stmt = requests.list_statement(
+        auth.tenant_id, status=status, type=type, customer_id=customer_id
+    )
     items, next_cursor = await keyset_page(
         session, stmt, PrivacyRequestModel.id, limit=limit, cursor=cursor
     )
@@ -235,9 +239,7 @@ async def export(
     return await export_service.export(session, runtime, auth.tenant_id, customer_id)
 
 
-def defer_erasure_after_commit(
-    http: Request, session: Any, request: PrivacyRequestModel
-) -> None:
+def defer_erasure_after_commit(http: Request, session: Any, request: PrivacyRequestModel) -> None:
     """Start the job right after the commit; if the queue cannot be reached, the job that
     runs every minute takes the request instead."""
     job_app = http.app.state.job_app
@@ -267,7 +269,9 @@ def _own(auth: Any) -> str:
 
 
 @me_router.get("/export", response_model=Export, summary="Everything Custos holds on me")
-async def export_mine(auth: SelfRead, runtime: RuntimeDep, session: TenantSession) -> dict[str, Any]:
+async def export_mine(
+    auth: SelfRead, runtime: RuntimeDep, session: TenantSession
+) -> dict[str, Any]:
     return await export_service.export(session, runtime, auth.tenant_id, _own(auth))
 
 

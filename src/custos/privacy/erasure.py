@@ -181,9 +181,10 @@ async def _record_failure(runtime: Runtime, tenant_id: str, request_id: str, err
 
 
 async def _locked(session: AsyncSession, tenant_id: str, request_id: str) -> PrivacyRequest | None:
-    return await session.scalar(
+    request: PrivacyRequest | None = await session.scalar(
         sa.select(PrivacyRequest)
         .where(PrivacyRequest.tenant_id == tenant_id, PrivacyRequest.id == request_id)
         .with_for_update()
         .execution_options(populate_existing=True)
     )
+    return request

@@ -17,7 +17,9 @@ async def export(
     session: AsyncSession, runtime: Runtime, tenant_id: str, customer_id: str
 ) -> dict[str, Any]:
     await subject_record(session, tenant_id, customer_id)
-    ctx = Context(session=session, runtime=runtime, subject=await subject_of(session, tenant_id, customer_id))
+    ctx = Context(
+        session=session, runtime=runtime, subject=await subject_of(session, tenant_id, customer_id)
+    )
     holders: dict[str, list[dict[str, Any]]] = {}
     for holder in registered():
         rows = await holder.export(ctx)

@@ -13,7 +13,12 @@ from custos.auth.principal import Principal
 from custos.event import service as event_log
 from custos.kit.time import utcnow
 from custos.models import PrivacyRequest
-from custos.privacy.schemas import ErasureCompletedEvent, PrivacyRequestEvent, RequestStatus
+from custos.privacy.schemas import (
+    ErasureCompletedEvent,
+    PrivacyRequestEvent,
+    RequestStatus,
+    RequestType,
+)
 
 
 def add_history(
@@ -31,8 +36,8 @@ def event_payload(request: PrivacyRequest) -> dict[str, Any]:
     return PrivacyRequestEvent(
         request_id=request.id,
         customer_id=request.customer_id,
-        type=request.type,  # type: ignore[arg-type]
-        status=request.status,  # type: ignore[arg-type]
+        type=RequestType(request.type),
+        status=RequestStatus(request.status),
         method=request.method,
         scheduled_for=request.scheduled_for,
     ).model_dump(mode="json")

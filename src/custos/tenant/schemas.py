@@ -6,8 +6,8 @@ from typing import Any
 from pydantic import EmailStr, Field, field_validator
 
 from custos.kit.schemas import Schema
-from custos.privacy import settings as privacy_settings
 from custos.models import TenantPlan, TenantStatus
+from custos.privacy import settings as privacy_settings
 
 SLUG_PATTERN = r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$"
 MAX_SETTINGS_BYTES = 16_384

@@ -15,25 +15,28 @@ _SUFFIXES = """
 alley aly allee annex anx arcade arc avenue ave av bayou beach bch bend bluff bluffs bottom
 boulevard blvd branch br bridge brg brook brooks burg burgs bypass byp camp cp canyon cyn cape
 causeway cswy center ctr centre circle cir circles cliff cliffs club common commons corner
-corners course court ct courts cove coves creek crk crescent cres crest crossing xing
-crossroad curve dale dam divide drive dr drives estate estates expressway expy extension ext
-fall falls ferry fields field flat flats ford fords forest forge forges fork forks fort ft
-freeway fwy garden gardens gdns gateway glen glens green greens grove groves harbor harbour
-harbors haven heights hts highway hwy hill hills hollow inlet island islands isle junction
-junctions key keys knoll knolls lake lakes land landing lane ln light lights loaf lock locks
-lodge loop mall manor manors meadow meadows mews mill mills mission motorway mount mountain
-mountains neck orchard oval overpass park parks parkway pkwy parkways pass passage path pike
-pine pines place pl plain plains plaza plz point points port ports prairie radial ramp ranch
-rapid rapids rest ridge ridges river road rd roads route rte row rue run shoal shoals shore
-shores skyway spring springs spur spurs square sq squares station stravenue stream street st
-streets summit terrace ter throughway trace track trafficway trail trl trailer tunnel
-turnpike underpass union unions valley valleys via viaduct view views village villages ville
-vista walk walks wall way ways well wells close drove gate gardens grange rise wharf quay
-""".split()
+corners course court ct courts cove coves creek crk crescent cres crest crossing xing crossroad
+curve dale dam divide drive dr drives estate estates expressway expy extension ext fall falls
+ferry fields field flat flats ford fords forest forge forges fork forks fort ft freeway fwy
+garden gardens gdns gateway glen glens green greens grove groves harbor harbour harbors haven
+heights hts highway hwy hill hills hollow inlet island islands isle junction junctions key keys
+knoll knolls lake lakes land landing lane ln light lights loaf lock locks lodge loop mall manor
+manors meadow meadows mews mill mills mission motorway mount mountain mountains neck orchard
+oval overpass park parks parkway pkwy parkways pass passage path pike pine pines place pl plain
+plains plaza plz point points port ports prairie radial ramp ranch rapid rapids rest ridge
+ridges river road rd roads route rte row rue run shoal shoals shore shores skyway spring springs
+spur spurs square sq squares station stravenue stream street st streets summit terrace ter
+throughway trace track trafficway trail trl trailer tunnel turnpike underpass union unions
+valley valleys via viaduct view views village villages ville vista walk walks wall way ways well
+wells close drove gate gardens grange rise wharf quay
+""".split()  # noqa: SIM905 (a word list reads better as text)
 _SUFFIX = "|".join(sorted({re.escape(s) for s in _SUFFIXES}, key=len, reverse=True))
 
-_CAP = r"[A-ZÀ-ÖØ-Þ0-9][\wÀ-ÿ'’.-]*"
-_UNIT = r"(?:,?[ \t]+(?:apt\.?|apartment|suite|ste\.?|unit|#|flat|floor|fl\.?|room|rm\.?)[ \t]*#?[\w-]{1,6})"
+_CAP = r"[A-ZÀ-ÖØ-Þ0-9][\wÀ-ÿ'\u2019.-]*"
+_UNIT = (
+    r"(?:,?[ \t]+(?:apt\.?|apartment|suite|ste\.?|unit|#|flat|floor|fl\.?|room|rm\.?)"
+    r"[ \t]*#?[\w-]{1,6})"
+)
 _US_TAIL = (
     r"(?:,?(?:[ \t]+|[ \t]*\n[ \t]*)[A-Z][\w'.-]*(?:[ \t]+[A-Z][\w'.-]*){0,3},?[ \t]+"
     r"[A-Z]{2}[ \t]+\d{5}(?:-\d{4})?)"
@@ -43,7 +46,10 @@ _UK_TAIL = (
     rf"(?:,?(?:[ \t]+|[ \t]*\n[ \t]*)[A-Z][\w'.-]*(?:[ \t]+[A-Z][\w'.-]*){{0,2}}"
     rf"(?:,?(?:[ \t]+|[ \t]*\n[ \t]*){_UK_POSTCODE}))"
 )
-_EU_TAIL = r"(?:,?(?:[ \t]+|[ \t]*\n[ \t]*)\d{4,5}[ \t]+[A-ZÀ-Þ][\wÀ-ÿ'’-]*(?:[ \t-]+[A-ZÀ-Þ][\wÀ-ÿ'’-]*){0,2})"
+_TOWN_WORD = r"[A-ZÀ-Þ][\wÀ-ÿ'\u2019-]*"
+_EU_TAIL = (
+    rf"(?:,?(?:[ \t]+|[ \t]*\n[ \t]*)\d{{4,5}}[ \t]+{_TOWN_WORD}(?:[ \t-]+{_TOWN_WORD}){{0,2}})"
+)
 
 _ENGLISH = re.compile(
     rf"(?<![\w-])(?:(?:flat|apartment|unit|suite)[ \t]+\w{{1,5}},?[ \t]+)?\d{{1,6}}[A-Za-z]?[ \t]+"
@@ -70,7 +76,10 @@ _ROMANCE_TYPES = (
     r"via|viale|piazza|corso|vicolo|largo|strada|contrada|straat|laan|"
     r"weg|plein|gracht|kade|singel|dreef|rua|travessa|largo"
 )
-_ROMANCE_NAME = r"(?:(?:de|du|des|la|le|les|l'|d'|del|de la|de los|de las|di|della|dei|van|der)[ \t]*)?[A-ZÀ-Þ][\wÀ-ÿ'’-]*(?:[ \t]+(?:(?:de|du|des|la|le|del|di|y|e|van|der)[ \t]+)?[A-ZÀ-Þ][\wÀ-ÿ'’-]*){0,3}"
+_ROMANCE_NAME = (
+    r"(?:(?:de|du|des|la|le|les|l'|d'|del|de la|de los|de las|di|della|dei|van|der)[ \t]*)?"
+    rf"{_TOWN_WORD}(?:[ \t]+(?:(?:de|du|des|la|le|del|di|y|e|van|der)[ \t]+)?{_TOWN_WORD}){{0,3}}"
+)
 _ROMANCE_NUMBER_FIRST = re.compile(
     rf"(?<![\w-])\d{{1,4}}(?:[ \t]?(?:bis|ter|quater))?,?[ \t]+(?i:{_ROMANCE_TYPES})[ \t]+"
     rf"{_ROMANCE_NAME}{_EU_TAIL}?"

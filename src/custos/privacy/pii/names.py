@@ -11,25 +11,28 @@ from custos.privacy.pii.entities import Entity, PiiType
 
 _UPPER = "A-ZÀ-ÖØ-ÞĀ-Ž"
 _LOWER = "a-zß-öø-ÿā-ž"
-_WORD = rf"[{_UPPER}](?:[{_LOWER}]+|\.)(?:['’][{_UPPER}]?[{_LOWER}]+|[{_UPPER}][{_LOWER}]+)*(?:-[{_UPPER}][{_LOWER}]+)?"
+_APOSTROPHES = "'\u2019"
+_WORD = (
+    rf"[{_UPPER}](?:[{_LOWER}]+|\.)(?:[{_APOSTROPHES}][{_UPPER}]?[{_LOWER}]+|[{_UPPER}][{_LOWER}]+)*"
+    rf"(?:-[{_UPPER}][{_LOWER}]+)?"
+)
 _PARTICLE = r"(?:van|von|de|der|den|du|da|di|del|della|des|le|la|bin|ibn|al|dos|das|ten|ter|zu|y)"
 NAME = rf"{_WORD}(?:[ \t]+(?:{_PARTICLE}[ \t]+)*{_WORD}){{0,3}}"
 
 # Words that are capitalised but are not names, where a cue could run into them.
 _NOT_NAMES = frozenset(
     """
-    a an the this that these those it its i we you he she they our your my his her their
-    all any every each team support customer customers client clients service services sales
-    billing account accounts office department dept company inc ltd llc gmbh sa group
-    there everyone everybody folks guys sir madam monsieur madame herr frau mr mrs ms dr
-    hello hi hey dear thanks thank regards best cheers sincerely yours kind warm
-    please note order invoice ticket case ref item product subscription plan payment refund
-    monday tuesday wednesday thursday friday saturday sunday today tomorrow yesterday
-    january february march april may june july august september october november december
-    mon tue wed thu fri sat sun jan feb mar apr jun jul aug sep sept oct nov dec
-    street road avenue lane drive city state country email phone mobile address
-    ok okay yes no not also just still again more new old
-    """.split()
+    a an the this that these those it its i we you he she they our your my his her their all any
+    every each team support customer customers client clients service services sales billing
+    account accounts office department dept company inc ltd llc gmbh sa group there everyone
+    everybody folks guys sir madam monsieur madame herr frau mr mrs ms dr hello hi hey dear
+    thanks thank regards best cheers sincerely yours kind warm please note order invoice ticket
+    case ref item product subscription plan payment refund monday tuesday wednesday thursday
+    friday saturday sunday today tomorrow yesterday january february march april may june july
+    august september october november december mon tue wed thu fri sat sun jan feb mar apr jun
+    jul aug sep sept oct nov dec street road avenue lane drive city state country email phone
+    mobile address ok okay yes no not also just still again more new old
+    """.split()  # noqa: SIM905 (a word list reads better as text)
 )
 
 
@@ -75,10 +78,40 @@ _STRONG = _phrases(
     """
 )
 _TITLES = frozenset(
-    """
-    mr mrs ms miss mx dr prof sir dame lord lady herr frau monsieur madame mme mlle m
-    señor señora señorita sr sra srta don doña signor signora sig sig.ra dhr mevr
-    """.split()
+    [
+        "mr",
+        "mrs",
+        "ms",
+        "miss",
+        "mx",
+        "dr",
+        "prof",
+        "sir",
+        "dame",
+        "lord",
+        "lady",
+        "herr",
+        "frau",
+        "monsieur",
+        "madame",
+        "mme",
+        "mlle",
+        "m",
+        "señor",
+        "señora",
+        "señorita",
+        "sr",
+        "sra",
+        "srta",
+        "don",
+        "doña",
+        "signor",
+        "signora",
+        "sig",
+        "sig.ra",
+        "dhr",
+        "mevr",
+    ]
 )
 _GREETINGS = _phrases(
     """
@@ -234,7 +267,7 @@ def _cue(text: str, start: int) -> tuple[float, str, int] | None:
     if not on_line.strip():
         # The name opens its line: a signature when the line before is a closing.
         previous = text[text.rfind("\n", 0, max(0, line_start - 1)) + 1 : max(0, line_start - 1)]
-        if previous.strip().rstrip(",.!-–— ").lower() in _CLOSINGS:
+        if previous.strip().rstrip(",.!-\u2013\u2014 ").lower() in _CLOSINGS:
             return 0.7, "signature after a closing", 1
         return None
     before = text[max(line_start, start - _CONTEXT_CHARS) : start]
@@ -244,7 +277,7 @@ def _cue(text: str, start: int) -> tuple[float, str, int] | None:
     last = raw[-1].lower()
     if last.rstrip(".") in _TITLES and before.endswith((" ", "\t")):
         return 0.75, "after a title", 1
-    if on_line.strip().rstrip(",!-–— ").lower() in _CLOSINGS:
+    if on_line.strip().rstrip(",!-\u2013\u2014 ").lower() in _CLOSINGS:
         return 0.7, "signature after a closing", 1
     tokens = [t.lower().rstrip(",;!?") for t in raw]
     if _ends_with(tokens, _STRONG) and not last.endswith((".", "!", "?")):

@@ -278,7 +278,7 @@ def _parse_phone(candidate: str, regions: tuple[str, ...]) -> tuple[str, bool] |
         if valid:
             # The country's main region is enough for the reason (and much cheaper than
             # working out which region sharing the code the number belongs to).
-            found = region or phonenumbers.region_code_for_country_code(parsed.country_code)
+            found = region or phonenumbers.region_code_for_country_code(parsed.country_code or 0)
             return found, international
     return None
 
