@@ -10,7 +10,7 @@ import sqlalchemy as sa
 
 from custos.models import Event
 from custos.runtime import Runtime
-from tests.factories import Factory, TenantHandle, bearer, login
+from tests.factories import Factory, TenantHandle, bearer, configure_tenant, login
 
 BASE = "/api/v1/privacy/consent"
 
@@ -125,12 +125,8 @@ class TestConsent:
         customer_id = await _customer(client, tenant)
         body = {"customer_id": customer_id, "consent_type": "profiling"}
         assert (await client.post(BASE, json=body, headers=admin)).status_code == 422
-        operator = await factory.platform_admin()
-        token = (await login(client, operator))["access_token"]
-        await client.patch(
-            f"/api/admin/tenants/{tenant.id}",
-            json={"settings": {"privacy": {"consent_purposes": ["profiling"]}}},
-            headers=bearer(token),
+        await configure_tenant(
+            client, factory, tenant.id, {"privacy": {"consent_purposes": ["profiling"]}}
         )
         assert (await client.post(BASE, json=body, headers=admin)).status_code == 201
         status = (await client.get(BASE, params={"customer_id": customer_id}, headers=admin)).json()

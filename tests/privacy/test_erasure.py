@@ -3,7 +3,7 @@ gone from every table, with a tombstone that holds no personal data."""
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import httpx
 import pytest
@@ -14,7 +14,7 @@ from custos.models import Customer, Event, PrivacyRequest
 from custos.privacy import erasure
 from custos.privacy.holders import registered
 from custos.runtime import Runtime
-from tests.factories import Factory, TenantHandle, bearer
+from tests.factories import Factory, TenantHandle, bearer, configure_tenant
 from tests.privacy.search import find_everywhere
 from tests.privacy.seed import seed_person
 
@@ -68,17 +68,9 @@ class TestScheduling:
     async def test_the_tenant_sets_its_own_grace_period(
         self, client: httpx.AsyncClient, factory: Factory
     ) -> None:
-        operator = await factory.platform_admin()
         tenant = await factory.tenant()
-        token = (
-            await client.post(
-                "/api/v1/auth/login", json={"email": operator.email, "password": operator.password}
-            )
-        ).json()["access_token"]
-        changed = await client.patch(
-            f"/api/admin/tenants/{tenant.id}",
-            json={"settings": {"privacy": {"erasure_grace_days": 7}}},
-            headers=bearer(token),
+        changed = await configure_tenant(
+            client, factory, tenant.id, {"privacy": {"erasure_grace_days": 7}}
         )
         assert changed.status_code == 200, changed.text
         made = await client.post(
@@ -87,32 +79,20 @@ class TestScheduling:
         scheduled = await client.post(
             f"/api/v1/privacy/erase/{made.json()['id']}", headers=bearer(tenant.admin_key)
         )
-        from datetime import datetime
-
         ahead = datetime.fromisoformat(scheduled.json()["scheduled_for"]) - utcnow()
         assert timedelta(days=6, hours=23) < ahead <= timedelta(days=7)
 
     async def test_invalid_privacy_settings_are_refused(
         self, client: httpx.AsyncClient, factory: Factory
     ) -> None:
-        operator = await factory.platform_admin()
         tenant = await factory.tenant()
-        token = (
-            await client.post(
-                "/api/v1/auth/login", json={"email": operator.email, "password": operator.password}
-            )
-        ).json()["access_token"]
         for privacy in (
             {"erasure_grace_days": -1},
             {"free_text": "shout"},
             {"consent_purposes": ["Has Spaces"]},
             {"unknown": 1},
         ):
-            response = await client.patch(
-                f"/api/admin/tenants/{tenant.id}",
-                json={"settings": {"privacy": privacy}},
-                headers=bearer(token),
-            )
+            response = await configure_tenant(client, factory, tenant.id, {"privacy": privacy})
             assert response.status_code == 422, privacy
 
     async def test_cancelling_within_the_grace_period_leaves_everything_intact(
@@ -172,7 +152,6 @@ class TestScheduling:
             path, params={"immediate": "true"}, headers=bearer(tenant.admin_key)
         )
         assert allowed.status_code == 202
-        assert erasure is not None
 
     async def test_unknown_and_foreign_customers_are_404(
         self, client: httpx.AsyncClient, factory: Factory, tenant: TenantHandle

@@ -6,20 +6,14 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from tests.factories import Factory, TenantHandle, bearer, login
+from tests.factories import Factory, TenantHandle, bearer, configure_tenant
 
 NOTE = "Customer wrote from amara@example.com, call back on (415) 555-2671."
 
 
 async def _tenant_with(client: httpx.AsyncClient, factory: Factory, policy: str) -> TenantHandle:
     tenant = await factory.tenant()
-    operator = await factory.platform_admin()
-    token = (await login(client, operator))["access_token"]
-    changed = await client.patch(
-        f"/api/admin/tenants/{tenant.id}",
-        json={"settings": {"privacy": {"free_text": policy}}},
-        headers=bearer(token),
-    )
+    changed = await configure_tenant(client, factory, tenant.id, {"privacy": {"free_text": policy}})
     assert changed.status_code == 200, changed.text
     return tenant
 

@@ -4,7 +4,6 @@ from typing import Annotated, Any
 
 import sqlalchemy as sa
 from fastapi import APIRouter, Header, Query, Response
-from fastapi.responses import JSONResponse
 from pydantic import AwareDatetime
 
 from custos.auth.dependencies import (
@@ -49,7 +48,7 @@ from custos.customer.schemas import (
     UndoResult,
 )
 from custos.exceptions import InvalidInput, NotFound
-from custos.kit.idempotency import Idempotency, IdempotencyKeyHeader, fingerprint
+from custos.kit.idempotency import IdempotencyKeyHeader, created_once
 from custos.kit.pagination import (
     Cursor,
     Limit,
@@ -95,19 +94,13 @@ async def create_customer(
     session: TenantSession,
     idempotency_key: IdempotencyKeyHeader = None,
 ) -> Response:
-    idempotency = None
-    if idempotency_key:
-        request_fingerprint = fingerprint("POST", "/customers", body.model_dump(mode="json"))
-        idempotency = Idempotency(session, auth, idempotency_key, request_fingerprint)
-        stored = await idempotency.replay()
-        if stored is not None:
-            return JSONResponse(stored.response, stored.status_code, headers=stored.headers)
-    customer = await service.create(session, auth, body)
-    content = Customer.model_validate(customer).model_dump(mode="json")
-    headers = {"ETag": service.etag(customer), "Location": f"/api/v1/customers/{customer.id}"}
-    if idempotency is not None:
-        await idempotency.remember(201, content, headers)
-    return JSONResponse(content, 201, headers=headers)
+    async def create() -> tuple[dict[str, Any], dict[str, str]]:
+        customer = await service.create(session, auth, body)
+        content = Customer.model_validate(customer).model_dump(mode="json")
+        location = f"/api/v1/customers/{customer.id}"
+        return content, {"ETag": service.etag(customer), "Location": location}
+
+    return await created_once(session, auth, idempotency_key, "/customers", body, create)
 
 
 @router.get("", response_model=Page[Customer], summary="List customers, newest first")

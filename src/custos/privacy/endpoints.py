@@ -4,9 +4,7 @@ from typing import Annotated, Any
 
 import structlog
 from fastapi import APIRouter, Query, Request, Response
-from fastapi.responses import JSONResponse
 
-from custos.audit import service as audit
 from custos.auth.dependencies import (
     PrivacyErase,
     PrivacyRead,
@@ -21,13 +19,12 @@ from custos.consent import service as consent_service
 from custos.consent.schemas import PURPOSE_PATTERN, ConsentRecord, ConsentStatus, OwnConsentGrant
 from custos.db import on_after_commit
 from custos.exceptions import NotFound
-from custos.kit.idempotency import Idempotency, IdempotencyKeyHeader, fingerprint
+from custos.kit.idempotency import IdempotencyKeyHeader, created_once
 from custos.kit.pagination import Cursor, Limit, Page, keyset_page
 from custos.kit.routing import CustosRoute
 from custos.models import PrivacyRequest as PrivacyRequestModel
 from custos.privacy import export as export_service
-from custos.privacy import operators, requests, scanning
-from custos.privacy.keys import keys_for
+from custos.privacy import requests, scanning
 from custos.privacy.pii import PiiType
 from custos.privacy.schemas import (
     MAX_QUERY_TEXT,
@@ -105,19 +102,7 @@ async def redact(body: RedactRequest, auth: PrivacyRead, session: TenantSession)
 async def reidentify(
     body: ReidentifyRequest, auth: PrivacyReidentify, session: TenantSession
 ) -> ReidentifyResult:
-    result = operators.reidentify(body.text, keys_for(session, auth.tenant_id))
-    # Who reversed how many, never what.
-    audit.record(
-        session,
-        auth,
-        "privacy.reidentified",
-        "privacy",
-        None,
-        changes={"restored": {"from": None, "to": result.restored}},
-    )
-    return ReidentifyResult(
-        text=result.text, restored=result.restored, unresolved=result.unresolved
-    )
+    return await scanning.reidentify(session, auth, body.text)
 
 
 @router.post(
@@ -132,19 +117,12 @@ async def create_request(
     session: TenantSession,
     idempotency_key: IdempotencyKeyHeader = None,
 ) -> Response:
-    idempotency = None
-    if idempotency_key:
-        request_fingerprint = fingerprint("POST", "/privacy/requests", body.model_dump(mode="json"))
-        idempotency = Idempotency(session, auth, idempotency_key, request_fingerprint)
-        stored = await idempotency.replay()
-        if stored is not None:
-            return JSONResponse(stored.response, stored.status_code, headers=stored.headers)
-    created = await requests.create(session, auth, body)
-    content = PrivacyRequest.model_validate(created).model_dump(mode="json")
-    headers = {"Location": f"/api/v1/privacy/requests/{created.id}"}
-    if idempotency is not None:
-        await idempotency.remember(201, content, headers)
-    return JSONResponse(content, 201, headers=headers)
+    async def create() -> tuple[dict[str, Any], dict[str, str]]:
+        created = await requests.create(session, auth, body)
+        content = PrivacyRequest.model_validate(created).model_dump(mode="json")
+        return content, {"Location": f"/api/v1/privacy/requests/{created.id}"}
+
+    return await created_once(session, auth, idempotency_key, "/privacy/requests", body, create)
 
 
 @router.get("/requests", response_model=Page[PrivacyRequest], summary="Data subject requests")

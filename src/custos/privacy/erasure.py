@@ -20,6 +20,7 @@ from custos import events
 from custos.kit.time import utcnow
 from custos.models import Customer, PrivacyRequest, User
 from custos.privacy.holders import Context, Mode, Subject, registered
+from custos.privacy.repository import privacy_request
 from custos.privacy.schemas import RequestStatus
 from custos.privacy.transitions import add_history, record_transition
 from custos.runtime import Runtime
@@ -125,7 +126,7 @@ async def run_due(runtime: Runtime) -> int:
 async def _claim(runtime: Runtime, tenant_id: str, request_id: str) -> bool:
     """scheduled -> processing, committed on its own; True when there is work to do."""
     async with runtime.db.transaction(tenant_id=tenant_id) as session:
-        request = await _locked(session, tenant_id, request_id)
+        request = await privacy_request(session, tenant_id, request_id, lock=True)
         if request is None:
             return False
         if request.status == RequestStatus.processing.value:
@@ -146,7 +147,7 @@ async def run(runtime: Runtime, tenant_id: str, request_id: str) -> int:
         return 0
     try:
         async with runtime.db.transaction(tenant_id=tenant_id) as session:
-            request = await _locked(session, tenant_id, request_id)
+            request = await privacy_request(session, tenant_id, request_id, lock=True)
             if request is None or request.status != RequestStatus.processing.value:
                 return 0  # another worker finished it meanwhile
             request.attempts += 1
@@ -169,7 +170,7 @@ async def run(runtime: Runtime, tenant_id: str, request_id: str) -> int:
 
 async def _record_failure(runtime: Runtime, tenant_id: str, request_id: str, error: str) -> None:
     async with runtime.db.transaction(tenant_id=tenant_id) as session:
-        request = await _locked(session, tenant_id, request_id)
+        request = await privacy_request(session, tenant_id, request_id, lock=True)
         if request is None or request.status != RequestStatus.processing.value:
             return
         request.attempts += 1
@@ -178,13 +179,3 @@ async def _record_failure(runtime: Runtime, tenant_id: str, request_id: str, err
             add_history(request, RequestStatus.failed, "system", None)
             await session.flush()
             record_transition(session, None, request, events.PRIVACY_REQUEST_FAILED)
-
-
-async def _locked(session: AsyncSession, tenant_id: str, request_id: str) -> PrivacyRequest | None:
-    request: PrivacyRequest | None = await session.scalar(
-        sa.select(PrivacyRequest)
-        .where(PrivacyRequest.tenant_id == tenant_id, PrivacyRequest.id == request_id)
-        .with_for_update()
-        .execution_options(populate_existing=True)
-    )
-    return request

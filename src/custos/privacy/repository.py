@@ -3,7 +3,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from custos.models import Customer
+from custos.models import Customer, PrivacyRequest
 
 MAX_CANDIDATES = 2_000
 
@@ -23,4 +23,17 @@ async def known_names(session: AsyncSession, tenant_id: str, candidates: set[str
             .distinct()
         )
         found.extend(rows)
+    return found
+
+
+async def privacy_request(
+    session: AsyncSession, tenant_id: str, request_id: str, *, lock: bool = False
+) -> PrivacyRequest | None:
+    """The request; with `lock`, locked until the transaction ends and read afresh."""
+    stmt = sa.select(PrivacyRequest).where(
+        PrivacyRequest.tenant_id == tenant_id, PrivacyRequest.id == request_id
+    )
+    if lock:
+        stmt = stmt.with_for_update().execution_options(populate_existing=True)
+    found: PrivacyRequest | None = await session.scalar(stmt)
     return found

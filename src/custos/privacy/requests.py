@@ -11,7 +11,6 @@ Every transition is one audit row and one event.
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -26,6 +25,7 @@ from custos.models import Customer, PrivacyRequest
 from custos.privacy import settings as privacy_settings
 from custos.privacy.erasure import erase_person
 from custos.privacy.holders import Mode
+from custos.privacy.repository import privacy_request
 from custos.privacy.schemas import PrivacyRequestCreate, RequestStatus, RequestType, Transition
 from custos.privacy.transitions import add_history, record_transition
 from custos.runtime import Runtime
@@ -73,12 +73,7 @@ async def subject_record(session: AsyncSession, tenant_id: str, customer_id: str
 async def get(
     session: AsyncSession, tenant_id: str, request_id: str, *, lock: bool = False
 ) -> PrivacyRequest:
-    stmt = sa.select(PrivacyRequest).where(
-        PrivacyRequest.tenant_id == tenant_id, PrivacyRequest.id == request_id
-    )
-    if lock:
-        stmt = stmt.with_for_update().execution_options(populate_existing=True)
-    request = await session.scalar(stmt)
+    request = await privacy_request(session, tenant_id, request_id, lock=lock)
     if request is None:
         raise NotFound("No such privacy request")
     return request
@@ -248,7 +243,3 @@ def list_statement(
     if customer_id is not None:
         stmt = stmt.where(PrivacyRequest.customer_id == customer_id)
     return stmt
-
-
-def as_api(request: PrivacyRequest) -> dict[str, Any]:
-    return {c.key: getattr(request, c.key) for c in sa.inspect(PrivacyRequest).column_attrs}

@@ -9,6 +9,7 @@ from typing import Any
 from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from custos.audit import service as audit
 from custos.auth.principal import Principal
 from custos.exceptions import InvalidInput
 from custos.privacy import operators
@@ -16,7 +17,13 @@ from custos.privacy import settings as privacy_settings
 from custos.privacy.keys import keys_for
 from custos.privacy.pii import Detector, Entity, PiiType, name_candidates
 from custos.privacy.repository import known_names
-from custos.privacy.schemas import PiiEntity, RedactRequest, RedactResult, ScanOptions
+from custos.privacy.schemas import (
+    PiiEntity,
+    RedactRequest,
+    RedactResult,
+    ReidentifyResult,
+    ScanOptions,
+)
 
 
 def detector_for(tenant_settings: Mapping[str, Any] | None, options: ScanOptions) -> Detector:
@@ -76,3 +83,19 @@ async def redact(session: AsyncSession, actor: Principal, body: RedactRequest) -
         body.text, entities, keys_for(session, actor.tenant_id), body.operator, default, per_type
     )
     return RedactResult(text=text, operator=body.operator, entities=as_api(entities))
+
+
+async def reidentify(session: AsyncSession, actor: Principal, text: str) -> ReidentifyResult:
+    result = operators.reidentify(text, keys_for(session, actor.tenant_id))
+    # Who reversed how many, never what.
+    audit.record(
+        session,
+        actor,
+        "privacy.reidentified",
+        "privacy",
+        None,
+        changes={"restored": {"from": None, "to": result.restored}},
+    )
+    return ReidentifyResult(
+        text=result.text, restored=result.restored, unresolved=result.unresolved
+    )
