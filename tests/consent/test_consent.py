@@ -118,6 +118,21 @@ class TestConsent:
         )
         assert [h["consent_type"] for h in only.json()["items"]] == ["analytics"]
 
+    async def test_idempotency_key_makes_a_retried_grant_count_once(
+        self, client: httpx.AsyncClient, raw_client: httpx.AsyncClient, tenant: TenantHandle
+    ) -> None:
+        customer_id = await _customer(client, tenant)
+        headers = {**bearer(tenant.admin_key), "Idempotency-Key": "grant-1"}
+        body = {"customer_id": customer_id, "consent_type": "marketing"}
+        first = await client.post(BASE, json=body, headers=headers)
+        again = await raw_client.post(BASE, json=body, headers=headers)
+        assert (first.status_code, again.status_code) == (201, 201)
+        assert again.json() == first.json()
+        history = await client.get(
+            f"{BASE}/history", params={"customer_id": customer_id}, headers=bearer(tenant.admin_key)
+        )
+        assert len(history.json()["items"]) == 1
+
     async def test_tenants_extend_the_purposes(
         self, client: httpx.AsyncClient, factory: Factory, tenant: TenantHandle
     ) -> None:

@@ -3,17 +3,26 @@ gone from every table, with a tombstone that holds no personal data."""
 
 from __future__ import annotations
 
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
 from datetime import datetime, timedelta
 
 import httpx
 import pytest
 import sqlalchemy as sa
 
+from custos.app import create_app
+from custos.config import Settings
 from custos.kit.time import utcnow
 from custos.models import Customer, Event, PrivacyRequest
 from custos.privacy import erasure
 from custos.privacy.holders import registered
 from custos.runtime import Runtime
+from tests.conftest import make_settings
 from tests.factories import Factory, TenantHandle, bearer, configure_tenant
 from tests.privacy.search import find_everywhere
 from tests.privacy.seed import seed_person
@@ -367,3 +376,113 @@ class TestAnonymisation:
         assert await find_everywhere(runtime, seeded.person.needles) == {}
         again = await client.post(f"/api/v1/privacy/anonymize/{seeded.customer_id}", headers=admin)
         assert again.status_code == 409
+
+
+class TestJobs:
+    async def test_the_jobs_are_registered_with_the_queue(self, app: object) -> None:
+        job_app = app.state.job_app  # type: ignore[attr-defined]
+        assert {"privacy.erase_due", "privacy.erase"} <= set(job_app.tasks)
+        periodic = job_app.periodic_registry.periodic_tasks
+        assert any(task.task.name == "privacy.erase_due" for task in periodic.values())
+
+    async def test_the_embedded_worker_takes_up_due_erasures_when_it_starts(
+        self, client: httpx.AsyncClient, settings: Settings, tenant: TenantHandle
+    ) -> None:
+        """A process that stopped with an erasure due (or half done) leaves it in its table;
+        the next one to start carries it out without waiting for the minute job."""
+        seeded = await seed_person(client, tenant)
+        scheduled = await client.post(
+            f"/api/v1/privacy/erase/{seeded.customer_id}",
+            params={"immediate": "true"},
+            headers=bearer(tenant.admin_key),
+        )
+        request_id = scheduled.json()["id"]
+        own = make_settings(settings.database_url, jobs_in_process=True)
+        runtime = Runtime.build(own)
+        app = create_app(own, runtime)
+        async with app.router.lifespan_context(app):
+            deadline = time.monotonic() + 20
+            while (await _request(runtime, tenant.id, request_id)).status != "completed":
+                assert time.monotonic() < deadline, "the erasure was not taken up at start"
+                await asyncio.sleep(0.1)
+            found = await find_everywhere(runtime, seeded.person.needles)
+        assert found == {}
+
+    async def test_idempotency_key_on_erase_answers_a_retry_with_the_same_request(
+        self, client: httpx.AsyncClient, raw_client: httpx.AsyncClient, tenant: TenantHandle
+    ) -> None:
+        made = await client.post(
+            "/api/v1/customers", json={"full_name": "Retry Me"}, headers=bearer(tenant.admin_key)
+        )
+        path = f"/api/v1/privacy/erase/{made.json()['id']}"
+        headers = {**bearer(tenant.admin_key), "Idempotency-Key": "erase-once"}
+        first = await client.post(path, headers=headers)
+        again = await raw_client.post(path, headers=headers)
+        assert (first.status_code, again.status_code) == (202, 202)
+        assert again.json()["id"] == first.json()["id"]
+        other = await raw_client.post(path, params={"immediate": "true"}, headers=headers)
+        assert other.status_code == 422
+
+
+KILLED_WORKER = """
+import asyncio, os, sys
+from custos.config import Settings
+from custos.privacy import erasure
+from custos.privacy.holders import registered
+from custos.runtime import Runtime
+
+async def main():
+    runtime = Runtime.build(Settings())
+    holder = next(h for h in registered() if h.name == "users")
+    async def stall(ctx):
+        print("erasing", flush=True)
+        await asyncio.sleep(60)
+    holder.erase = stall
+    await erasure.run(runtime, os.environ["TENANT"], os.environ["REQUEST"])
+
+asyncio.run(main())
+"""
+
+
+class TestKilledWorker:
+    async def test_kill_9_in_the_middle_loses_nothing_and_the_next_run_finishes(
+        self, client: httpx.AsyncClient, settings: Settings, tenant: TenantHandle, runtime: Runtime
+    ) -> None:
+        seeded = await seed_person(client, tenant)
+        scheduled = await client.post(
+            f"/api/v1/privacy/erase/{seeded.customer_id}",
+            params={"immediate": "true"},
+            headers=bearer(tenant.admin_key),
+        )
+        request_id = scheduled.json()["id"]
+        env = {
+            **os.environ,
+            "DATABASE_URL": settings.database_url,
+            "CUSTOS_SECRET_KEY": settings.secret_key.get_secret_value(),
+            "CUSTOS_ENVIRONMENT": "test",
+            "CUSTOS_LOG_LEVEL": "WARNING",
+            "TENANT": tenant.id,
+            "REQUEST": request_id,
+        }
+        env.pop("REDIS_URL", None)
+        worker = subprocess.Popen(
+            [sys.executable, "-c", KILLED_WORKER], env=env, stdout=subprocess.PIPE, text=True
+        )
+        try:
+            assert worker.stdout is not None
+            line = await asyncio.wait_for(asyncio.to_thread(worker.stdout.readline), 30)
+            assert line.strip() == "erasing"
+        finally:
+            worker.send_signal(signal.SIGKILL)
+            worker.wait(timeout=10)
+            if worker.stdout is not None:
+                worker.stdout.close()
+        # Notes, merges and consents were erased inside the killed transaction: all back.
+        stuck = await _request(runtime, tenant.id, request_id)
+        assert stuck.status == "processing"
+        notes = await client.get(
+            f"/api/v1/customers/{seeded.customer_id}/notes", headers=bearer(tenant.admin_key)
+        )
+        assert len(notes.json()) == 2
+        assert await erasure.run(runtime, tenant.id, request_id) == 1
+        assert await find_everywhere(runtime, seeded.person.needles) == {}

@@ -1,12 +1,13 @@
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Response
 
 from custos.auth.dependencies import ConsentsRead, ConsentsWrite, TenantSession
 from custos.consent import service
 from custos.consent.schemas import PURPOSE_PATTERN, ConsentGrant, ConsentRecord, ConsentStatus
+from custos.kit.idempotency import IdempotencyKeyHeader, created_once
 from custos.kit.pagination import Cursor, Limit, Page, keyset_page
 from custos.kit.routing import CustosRoute
 from custos.models import Consent
@@ -19,17 +20,26 @@ ConsentType = Annotated[str, Query(pattern=PURPOSE_PATTERN, description="The pur
 
 
 @router.post("", response_model=ConsentRecord, status_code=201, summary="Record a consent")
-async def grant(body: ConsentGrant, auth: ConsentsWrite, session: TenantSession) -> Consent:
-    return await service.record(
-        session,
-        auth,
-        body.customer_id,
-        body.consent_type,
-        granted=True,
-        legal_basis=body.legal_basis,
-        source=body.source,
-        policy_version=body.policy_version,
-    )
+async def grant(
+    body: ConsentGrant,
+    auth: ConsentsWrite,
+    session: TenantSession,
+    idempotency_key: IdempotencyKeyHeader = None,
+) -> Response:
+    async def create() -> tuple[dict[str, Any], dict[str, str]]:
+        record = await service.record(
+            session,
+            auth,
+            body.customer_id,
+            body.consent_type,
+            granted=True,
+            legal_basis=body.legal_basis,
+            source=body.source,
+            policy_version=body.policy_version,
+        )
+        return ConsentRecord.model_validate(record).model_dump(mode="json"), {}
+
+    return await created_once(session, auth, idempotency_key, "/privacy/consent", body, create)
 
 
 @router.delete("", response_model=ConsentRecord, summary="Revoke a consent")

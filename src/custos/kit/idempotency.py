@@ -107,19 +107,22 @@ async def created_once(
     principal: Principal,
     key: str | None,
     route: str,
-    body: BaseModel,
+    body: BaseModel | dict[str, Any],
     create: Callable[[], Awaitable[tuple[dict[str, Any], dict[str, str]]]],
+    *,
+    status: int = 201,
 ) -> JSONResponse:
-    """201 with what `create` made (its JSON and headers); with an Idempotency-Key, a retry of
-    the same request gets the stored answer instead of a second resource."""
+    """`status` with what `create` made (its JSON and headers); with an Idempotency-Key, a
+    retry of the same request gets the stored answer instead of a second resource."""
     idempotency = None
     if key:
-        request_fingerprint = fingerprint("POST", route, body.model_dump(mode="json"))
+        content = body.model_dump(mode="json") if isinstance(body, BaseModel) else body
+        request_fingerprint = fingerprint("POST", route, content)
         idempotency = Idempotency(session, principal, key, request_fingerprint)
         stored = await idempotency.replay()
         if stored is not None:
             return JSONResponse(stored.response, stored.status_code, headers=stored.headers)
     content, headers = await create()
     if idempotency is not None:
-        await idempotency.remember(201, content, headers)
-    return JSONResponse(content, 201, headers=headers)
+        await idempotency.remember(status, content, headers)
+    return JSONResponse(content, status, headers=headers)

@@ -186,13 +186,21 @@ async def erase(
     session: TenantSession,
     http: Request,
     immediate: ImmediateFlag = False,
-) -> PrivacyRequestModel:
-    scheduled = await requests.schedule_erasure(
-        session, auth, runtime.settings, customer_id, immediate=immediate
-    )
-    if immediate:
-        defer_erasure_after_commit(http, session, scheduled)
-    return scheduled
+    idempotency_key: IdempotencyKeyHeader = None,
+) -> Response:
+    async def schedule() -> tuple[dict[str, Any], dict[str, str]]:
+        scheduled = await requests.schedule_erasure(
+            session, auth, runtime.settings, customer_id, immediate=immediate
+        )
+        if immediate:
+            defer_erasure_after_commit(http, session, scheduled)
+        content = PrivacyRequest.model_validate(scheduled).model_dump(mode="json")
+        return content, {"Location": f"/api/v1/privacy/requests/{scheduled.id}"}
+
+    # The route names the customer and the flag; the key covers them through the route.
+    route = f"/privacy/erase/{customer_id}?immediate={immediate}"
+    body = Transition(status=RequestStatus.scheduled, immediate=immediate)
+    return await created_once(session, auth, idempotency_key, route, body, schedule, status=202)
 
 
 @router.post(
