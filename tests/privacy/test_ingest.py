@@ -6,6 +6,8 @@ from __future__ import annotations
 import httpx
 import pytest
 
+from custos.privacy import erasure
+from custos.runtime import Runtime
 from tests.factories import Factory, TenantHandle, bearer, configure_tenant
 
 NOTE = "Customer wrote from amara@example.com, call back on (415) 555-2671."
@@ -66,3 +68,33 @@ class TestFreeTextPolicy:
         assert (
             await _note(client, tenant, "Prefers the blue edition.") == "Prefers the blue edition."
         )
+
+
+class TestErasureOfPseudonymisedText:
+    async def test_pseudonymised_mentions_of_an_erased_person_are_scrubbed_too(
+        self, client: httpx.AsyncClient, factory: Factory, runtime: Runtime
+    ) -> None:
+        tenant = await _tenant_with(client, factory, "pseudonymize")
+        admin = bearer(tenant.admin_key)
+        person = await client.post(
+            "/api/v1/customers",
+            json={"full_name": "Tomasz Wieczorek", "email": "tomasz.w@example.com"},
+            headers=admin,
+        )
+        other = await client.post(
+            "/api/v1/customers", json={"full_name": "Someone Else"}, headers=admin
+        )
+        note = await client.post(
+            f"/api/v1/customers/{other.json()['id']}/notes",
+            json={"body": "Referred by tomasz.w@example.com"},
+            headers=admin,
+        )
+        assert "pse_" in note.json()["body"]
+        await client.post(
+            f"/api/v1/privacy/erase/{person.json()['id']}",
+            params={"immediate": "true"},
+            headers=admin,
+        )
+        await erasure.run_due(runtime)
+        notes = await client.get(f"/api/v1/customers/{other.json()['id']}/notes", headers=admin)
+        assert notes.json()[0]["body"] == "Referred by [erased]"

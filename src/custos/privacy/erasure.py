@@ -20,6 +20,8 @@ from custos import events
 from custos.kit.time import utcnow
 from custos.models import Customer, PrivacyRequest, User
 from custos.privacy.holders import Context, Mode, Subject, registered
+from custos.privacy.keys import keys_for
+from custos.privacy.operators import pseudonymize
 from custos.privacy.repository import privacy_request
 from custos.privacy.schemas import RequestStatus
 from custos.privacy.transitions import add_history, record_transition
@@ -55,18 +57,28 @@ async def subject_of(session: AsyncSession, tenant_id: str, customer_id: str) ->
             sa.select(User).where(User.tenant_id == tenant_id, User.customer_id.in_(ids))
         )
     )
-    identifiers: set[str] = set()
+    # Each identifier with the PII type the detector gives it in free text.
+    typed: set[tuple[str, str]] = set()
     for record in records:
-        identifiers.update(v for v in (record.email, record.phone, record.phone_e164) if v)
+        if record.email:
+            typed.add((record.email, "email"))
+        for phone in (record.phone, record.phone_e164):
+            if phone:
+                typed.add((phone, "phone"))
         if record.phone_e164:
-            identifiers.add(record.phone_e164.lstrip("+"))
+            typed.add((record.phone_e164.lstrip("+"), "phone"))
         # One-word names ("Ada") would scrub every mention of the word, not of the person.
         if record.full_name and " " in record.full_name.strip():
-            identifiers.add(record.full_name.strip())
+            typed.add((record.full_name.strip(), "person"))
     for user in users:
-        identifiers.add(user.email)
+        typed.add((user.email, "email"))
         if user.full_name and " " in user.full_name.strip():
-            identifiers.add(user.full_name.strip())
+            typed.add((user.full_name.strip(), "person"))
+    identifiers = {value for value, _ in typed}
+    # Free text stored pseudonymised holds tokens, not values: the same tokens are made
+    # here (deterministic per tenant) so that they are found and scrubbed too.
+    keys = keys_for(session, tenant_id)
+    identifiers |= {pseudonymize(value, kind, keys) for value, kind in typed}
     return Subject(
         tenant_id=tenant_id,
         customer_id=customer_id,
