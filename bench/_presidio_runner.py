@@ -1,12 +1,13 @@
 """Runs Presidio's predefined pattern recognizers over the corpus, in the bench's own
 Presidio environment (never Custos's): no NLP model, nothing downloaded.
 
-Protocol on stdin and stdout, one line each: first {"texts": [...]} (answered "ready"); then
-"round" runs every text once and answers the seconds it took, so that the benchmark can
-interleave rounds with its own; "predictions" answers [[[type, start, end, score], ...], ...]
-and ends. The AnalyzerEngine gets an NLP engine that
-produces no tokens and no entities, so only the pattern recognizers (with their validation:
-Luhn, IBAN checksum, phonenumbers) decide, as Presidio does without a spaCy model.
+Protocol on stdin and stdout, one line each: first {"texts": [...]} (answered "ready");
+then "round" runs every text once and answers the wall-clock and CPU seconds it took
+("<wall> <cpu>"), so that the benchmark can interleave rounds with its own; "predictions"
+answers [[[type, start, end, score], ...], ...] and ends. The AnalyzerEngine gets an NLP
+engine that produces no tokens and no entities, so only the pattern recognizers (with their
+validation: Luhn, IBAN checksum, phonenumbers) decide, as Presidio does without a spaCy
+model.
 """
 
 from __future__ import annotations
@@ -95,10 +96,10 @@ def main() -> None:
     for line in sys.stdin:
         command = line.strip()
         if command == "round":
-            started = time.perf_counter()
+            started, cpu = time.perf_counter(), time.process_time()
             for text in texts:
                 engine.analyze(text=text, language="en", entities=entities)
-            print(time.perf_counter() - started, flush=True)
+            print(time.perf_counter() - started, time.process_time() - cpu, flush=True)
         elif command == "predictions":
             predictions = [
                 [

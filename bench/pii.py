@@ -15,8 +15,9 @@ detectors scan the same texts in this run:
 A prediction counts when its type matches a labelled span it overlaps with an IoU of at least
 0.5 (each label matched once); exact span matches are reported too. Throughput is texts per
 second over the whole corpus, one thread each, after a warm-up: the best of five rounds,
-the two detectors' rounds interleaved. The machine may be shared, so the ratio between the
-two (same run) is the figure that matters.
+the two detectors' rounds interleaved, per CPU-second (the target) and per wall-clock
+second. The machine may be shared: CPU time is what another process's load disturbs least,
+and the ratio between the two detectors (same run) is the figure that matters.
 
 Targets: micro-F1 at least 0.10 above Presidio's; every type at least 0.85 F1 except person
 and address (0.70); throughput at least 10x Presidio's.
@@ -87,9 +88,10 @@ class Presidio:
             raise SystemExit(f"the Presidio runner exited ({self.process.wait()})")
         return line.strip()
 
-    def round(self) -> float:
+    def round(self) -> tuple[float, float]:
         self._send("round")
-        return float(self._receive())
+        wall, cpu = self._receive().split()
+        return float(wall), float(cpu)
 
     def predictions(self) -> list[list[Span]]:
         self._send("predictions")
@@ -98,11 +100,12 @@ class Presidio:
         return [[(t, s, e) for t, s, e, _score in spans] for spans in found]
 
 
-def custos_round(detector: Detector, texts: list[str]) -> float:
-    started = time.perf_counter()
+def custos_round(detector: Detector, texts: list[str]) -> tuple[float, float]:
+    """Wall-clock and CPU seconds for one pass over the corpus."""
+    started, cpu = time.perf_counter(), time.process_time()
     for text in texts:
         detector.scan(text)
-    return time.perf_counter() - started
+    return time.perf_counter() - started, time.process_time() - cpu
 
 
 def custos_predictions(detector: Detector, texts: list[str]) -> list[list[Span]]:
@@ -169,7 +172,11 @@ def main() -> None:
     custos.scan(texts[0])  # warm-up
     # Rounds interleaved, best of each: a busy moment of a shared machine slows one round of
     # one detector, not the comparison.
-    timings: dict[str, list[float]] = {"custos": [], "custos_no_known_names": [], "presidio": []}
+    timings: dict[str, list[tuple[float, float]]] = {
+        "custos": [],
+        "custos_no_known_names": [],
+        "presidio": [],
+    }
     for _ in range(args.rounds):
         timings["custos"].append(custos_round(custos, texts))
         timings["presidio"].append(presidio.round())
@@ -187,7 +194,11 @@ def main() -> None:
         "custos": score(samples, custos_pred, exact=True)["micro"],
         "presidio": score(samples, presidio_pred, exact=True)["micro"],
     }
-    throughput = {name: len(texts) / min(seconds) for name, seconds in timings.items()}
+    # Per CPU-second (the figure the target is checked on: on a shared machine another
+    # process's load stretches wall-clock time, not the CPU time a detector uses) and per
+    # wall-clock second; each the best round.
+    throughput = {name: len(texts) / min(c for _, c in t) for name, t in timings.items()}
+    wall_throughput = {name: len(texts) / min(w for w, _ in t) for name, t in timings.items()}
 
     labels = Counter(span[0] for s in samples for span in s.spans)
     negatives = sum(1 for s in samples if not s.spans)
@@ -219,9 +230,14 @@ def main() -> None:
         f" presidio {exact['presidio']['f1']:.3f}"
     )
     ratio = throughput["custos"] / throughput["presidio"]
+    wall_ratio = wall_throughput["custos"] / wall_throughput["presidio"]
     print(
-        f"throughput: custos {throughput['custos']:,.0f} texts/s,"
+        f"throughput per CPU-second: custos {throughput['custos']:,.0f} texts/s,"
         f" presidio {throughput['presidio']:,.0f} texts/s ({ratio:.1f}x)"
+    )
+    print(
+        f"throughput per wall-clock second: custos {wall_throughput['custos']:,.0f} texts/s,"
+        f" presidio {wall_throughput['presidio']:,.0f} texts/s ({wall_ratio:.1f}x)"
     )
 
     custos_micro = results["custos"]["micro"]["f1"]
@@ -237,6 +253,7 @@ def main() -> None:
         "types_below_target": low,
         "per_type_met": not low,
         "throughput_ratio": round(ratio, 1),
+        "wall_throughput_ratio": round(wall_ratio, 1),
         "throughput_met": ratio >= 10,
     }
     print(
@@ -256,7 +273,8 @@ def main() -> None:
                 "known_customer_names": len(customers),
                 "results": results,
                 "exact_micro": exact,
-                "texts_per_second": {k: round(v, 1) for k, v in throughput.items()},
+                "texts_per_cpu_second": {k: round(v, 1) for k, v in throughput.items()},
+                "texts_per_wall_second": {k: round(v, 1) for k, v in wall_throughput.items()},
                 "rounds": args.rounds,
                 "targets": targets,
             }

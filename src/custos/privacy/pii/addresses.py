@@ -5,7 +5,7 @@ unit, a city, a state or region and a postal code where they follow."""
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 
 from custos.privacy.pii.entities import Entity, PiiType
 
@@ -51,11 +51,17 @@ _EU_TAIL = (
     rf"(?:,?(?:[ \t]+|[ \t]*\n[ \t]*)\d{{4,5}}[ \t]+{_TOWN_WORD}(?:[ \t-]+{_TOWN_WORD}){{0,2}})"
 )
 
-_ENGLISH = re.compile(
-    rf"(?<![\w-])(?:(?:flat|apartment|unit|suite)[ \t]+\w{{1,5}},?[ \t]+)?\d{{1,6}}[A-Za-z]?[ \t]+"
-    rf"(?:(?:[NSEW]|north|south|east|west)\.?[ \t]+)?(?:{_CAP}[ \t]+){{1,4}}"
-    rf"(?i:{_SUFFIX})\b\.?{_UNIT}?(?:{_US_TAIL}|{_UK_TAIL})?",
+# English street lines are matched in steps (see _english): a house number, up to four
+# capitalised words, then a street type looked up in a set. One alternation of 300 types
+# tried at every position, case-insensitively, is the slowest thing `re` could be asked.
+_HOUSE = re.compile(
+    r"(?<![\w-])\d{1,6}[A-Za-z]?[ \t]+(?:(?:[NSEW]|north|south|east|west)\.?[ \t]+)?"
 )
+# "Flat 3, 12 Park Road": a unit before the house number belongs to the address.
+_UNIT_BEFORE = re.compile(r"(?:flat|apartment|unit|suite)[ \t]+\w{1,5},?[ \t]+$", re.IGNORECASE)
+_STREET_WORD = re.compile(r"([^\W_][\w'\u2019.-]*)[ \t]*")
+_CAP_WORD = re.compile(_CAP)
+_ENGLISH_TAIL = re.compile(rf"{_UNIT}?(?:{_US_TAIL}|{_UK_TAIL})?")
 # Faker's British streets have no house number on the street line: "Flat 4\nSmith roads".
 _BRITISH_FLAT = re.compile(
     rf"(?<![\w-])(?:flat|apartment|studio)[ \t]+\d{{1,4}}[A-Za-z]?[ \t]*(?:,[ \t]*|\n[ \t]*)"
@@ -95,57 +101,100 @@ _NUMBERED_DUTCH = re.compile(
     rf"\d{{1,4}}[a-zA-Z]?{_EU_TAIL}?"
 )
 
-# Each shape runs only on texts holding one of its type words: most texts hold none, and
-# substring tests on the lower-cased text cost far less than the patterns (or than a
-# case-insensitive alternation, which is slower in `re` than the patterns themselves).
-_GERMAN_HINTS = (
-    "straße", "strasse", "str.", "weg", "gasse", "platz", "allee", "ring", "damm", "ufer",
-    "chaussee", "steig", "pfad", "markt", "am ", "an der ", "im ", "in der ", "auf dem ",
-    "zum ", "zur ",
+# Each shape is tried only where one of its street type words stands: the text's words are
+# found once, looked up in sets, and a pattern is matched at those places alone. Scanning
+# every position with an alternation of hundreds of type words, case-insensitively, is the
+# slowest thing `re` can be asked to do.
+_TOKEN = re.compile(r"[^\W\d_][\w'\u2019.-]*")
+_LETTERS = re.compile(r"[^\W\d_]+")
+_SUFFIX_SET = frozenset(_SUFFIXES)
+_FLAT_WORDS = frozenset({"flat", "apartment", "studio"})
+_GERMAN_ENDINGS = (
+    "straße", "strasse", "str", "weg", "gasse", "platz", "allee", "ring", "damm", "ufer",
+    "chaussee", "steig", "pfad", "markt",
 )  # fmt: skip
-_ROMANCE_HINTS = tuple(
-    t.replace("\\.", ".").replace("\\", "").rstrip("?") for t in _ROMANCE_TYPES.split("|")
-)
-_DUTCH_HINTS = (
+_GERMAN_OPENERS = frozenset({"am", "an", "im", "in", "auf", "zum", "zur"})
+_ROMANCE_WORDS = frozenset(
+    t.replace("\\.", ".").replace("\\", "").rstrip("?").rstrip(".").rstrip("/")
+    for t in _ROMANCE_TYPES.split("|")
+) | {"rond"}  # "rond-point": the text's words are split at the hyphen
+_DUTCH_ENDINGS = (
     "straat", "laan", "weg", "plein", "gracht", "kade", "singel", "dreef", "hof", "park",
     "boulevard", "steeg", "pad", "dijk", "markt",
 )  # fmt: skip
-_FLAT_HINTS = ("flat", "apartment", "studio")
-_SUFFIX_SET = frozenset(_SUFFIXES)
-_WORDS = re.compile(r"[a-z]+")
-
-
-def _english_hint(lower: str) -> bool:
-    return not _SUFFIX_SET.isdisjoint(_WORDS.findall(lower))
-
-
-def _any_of(hints: tuple[str, ...]) -> Callable[[str], bool]:
-    return lambda lower: any(hint in lower for hint in hints)
-
-
-_PATTERNS: tuple[tuple[re.Pattern[str], Callable[[str], bool], float, str], ...] = (
-    (_ENGLISH, _english_hint, 0.75, "house number, street and street type"),
-    (_BRITISH_FLAT, _any_of(_FLAT_HINTS), 0.7, "flat, street, street type"),
-    (_GERMAN, _any_of(_GERMAN_HINTS), 0.75, "street with its type and a house number"),
-    (_ROMANCE_NUMBER_FIRST, _any_of(_ROMANCE_HINTS), 0.75, "house number and street type"),
-    (_ROMANCE_NUMBER_LAST, _any_of(_ROMANCE_HINTS), 0.7, "street type, street and house number"),
-    (_NUMBERED_DUTCH, _any_of(_DUTCH_HINTS), 0.7, "street with its type and a house number"),
-)
 _DIGIT = re.compile(r"\d")
+_POSTAL = re.compile(r"\d{4,5}|[A-Z]{2} \d{5}|[A-Z]\d[A-Z\d]? ?\d[A-Z]{2}")
+
+_ENGLISH_REASON = "house number, street and street type"
+
+
+def _english(text: str) -> Iterator[tuple[int, int]]:
+    for house in _HOUSE.finditer(text):
+        position, names = house.end(), 0
+        while names <= 4:
+            word = _STREET_WORD.match(text, position)
+            if word is None:
+                break
+            value = word.group(1)
+            bare = value.rstrip(".")
+            if names and bare.lower() in _SUFFIX_SET:
+                end = word.start(1) + len(bare)
+                if text.startswith(".", end):
+                    end += 1
+                tail = _ENGLISH_TAIL.match(text, end)
+                unit = _UNIT_BEFORE.search(text, max(0, house.start() - 20), house.start())
+                yield unit.start() if unit else house.start(), tail.end() if tail else end
+                break
+            if names == 4 or not _CAP_WORD.fullmatch(value):
+                break
+            names += 1
+            position = word.end()
+
+
+def _candidates(text: str) -> Iterator[tuple[int, int, float, str]]:
+    lower = text.lower()
+    present = set(_LETTERS.findall(lower))
+    if not _SUFFIX_SET.isdisjoint(present):
+        for start, end in _english(text):
+            yield start, end, 0.75, _ENGLISH_REASON
+    if not _FLAT_WORDS.isdisjoint(present):
+        for flat in _BRITISH_FLAT.finditer(text):
+            yield flat.start(), flat.end(), 0.7, "flat, street and street type"
+    romance = not _ROMANCE_WORDS.isdisjoint(present)
+    german = not _GERMAN_OPENERS.isdisjoint(present) or any(
+        map(lower.__contains__, _GERMAN_ENDINGS)
+    )
+    dutch = any(map(lower.__contains__, _DUTCH_ENDINGS))
+    if not (romance or german or dutch):
+        return
+    for token in _TOKEN.finditer(text):
+        start, word = token.start(), token.group()
+        low = word.lower().rstrip(".")
+        found: re.Match[str] | None = None
+        if german and (low.endswith(_GERMAN_ENDINGS) or low in _GERMAN_OPENERS):
+            found = _GERMAN.match(text, start)
+            if found:
+                yield found.start(), found.end(), 0.75, "street with its type and a house number"
+        if dutch and low.endswith(_DUTCH_ENDINGS):
+            found = _NUMBERED_DUTCH.match(text, start)
+            if found:
+                yield found.start(), found.end(), 0.7, "street with its type and a house number"
+        if romance and low in _ROMANCE_WORDS:
+            found = _ROMANCE_NUMBER_LAST.match(text, start)
+            if found:
+                yield found.start(), found.end(), 0.7, "street type, street and house number"
+    if romance:
+        for number_first in _ROMANCE_NUMBER_FIRST.finditer(text):
+            yield number_first.start(), number_first.end(), 0.75, "house number and street type"
 
 
 def addresses(text: str) -> Iterator[Entity]:
     if not _DIGIT.search(text):
         return  # no house number, no address
-    lower = text.lower()
-    for regex, hint, score, reason in _PATTERNS:
-        if not hint(lower):
-            continue
-        for m in regex.finditer(text):
-            start, end = m.start(), m.end()
-            while end > start and text[end - 1] in " \t\n,.":
-                end -= 1
-            # A postal code and town after the street make it surer.
-            tail = re.search(r"\d{4,5}|[A-Z]{2} \d{5}|[A-Z]\d[A-Z\d]? ?\d[A-Z]{2}", text[start:end])
-            bonus = 0.1 if tail and tail.start() > 3 else 0.0
-            yield Entity(PiiType.address, start, end, round(score + bonus, 2), reason)
+    for start, end, score, reason in _candidates(text):
+        while end > start and text[end - 1] in " \t\n,.":
+            end -= 1
+        # A postal code and town after the street make it surer.
+        tail = _POSTAL.search(text, start, end)
+        bonus = 0.1 if tail and tail.start() > start + 3 else 0.0
+        yield Entity(PiiType.address, start, end, round(score + bonus, 2), reason)

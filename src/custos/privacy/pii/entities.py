@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from enum import StrEnum
+from typing import NamedTuple
 
 
 class PiiType(StrEnum):
@@ -31,8 +31,10 @@ PRIORITY: dict[PiiType, int] = {
 }
 
 
-@dataclass(frozen=True, slots=True)
-class Entity:
+class Entity(NamedTuple):
+    """Immutable; a named tuple because a scan makes many and a frozen dataclass is several
+    times slower to create."""
+
     type: PiiType
     start: int
     end: int

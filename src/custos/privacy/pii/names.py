@@ -235,29 +235,56 @@ _WEAK = _phrases(
     """
 )
 
+# The last word of every cue (with its punctuation dropped), for a quick first test.
+_CUE_ENDINGS = frozenset(
+    {phrase[-1].rstrip(":") for phrases in (_STRONG, _GREETINGS, _WEAK) for phrase in phrases}
+    | {phrase[-1] for phrases in (_STRONG, _WEAK) for phrase in phrases}
+    | _TITLES
+)
+
 # A run of capitalised words (with name particles between them): every name is one.
 _RUN = re.compile(NAME)
+_NON_SPACE = re.compile(r"\S+")
 _CONTEXT_CHARS = 60
 _SENTENCE_END = (".", "!", "?")
 
 
 def _trim(text: str, start: int, end: int) -> tuple[int, int] | None:
     """Drop leading and trailing words that are not names; None when nothing is left."""
-    words = [(m.start() + start, m.end() + start) for m in re.finditer(r"\S+", text[start:end])]
-    while words and text[words[0][0] : words[0][1]].lower().rstrip(".") in _NOT_NAMES:
-        words.pop(0)
-    while words and text[words[-1][0] : words[-1][1]].lower().rstrip(".") in _NOT_NAMES:
-        words.pop()
-    if not words:
+    words = text[start:end].split()
+    if (
+        words[0].lower().rstrip(".") not in _NOT_NAMES
+        and words[-1].lower().rstrip(".") not in _NOT_NAMES
+    ):
+        # Most runs: nothing to drop.
+        return None if all(word.endswith(".") for word in words) else (start, end)
+    first, last = 0, len(words)
+    while first < last and words[first].lower().rstrip(".") in _NOT_NAMES:
+        first += 1
+    while last > first and words[last - 1].lower().rstrip(".") in _NOT_NAMES:
+        last -= 1
+    if first == last:
         return None
-    first, last = words[0][0], words[-1][1]
-    if all(text[a:b].endswith(".") for a, b in words):
+    if all(word.endswith(".") for word in words[first:last]):
         return None  # initials or abbreviations alone
-    return first, last
+    # Runs are single-spaced or tab-separated words: find the kept words' offsets.
+    offset = start
+    for word in words[:first]:
+        offset = text.index(word, offset) + len(word)
+    begin = text.index(words[first], offset)
+    finish = begin
+    for word in words[first:last]:
+        finish = text.index(word, finish) + len(word)
+    return begin, finish
 
 
 def _ends_with(tokens: list[str], phrases: frozenset[tuple[str, ...]]) -> bool:
-    return any(tuple(tokens[-size:]) in phrases for size in (1, 2, 3, 4) if size <= len(tokens))
+    return (
+        tuple(tokens[-1:]) in phrases
+        or tuple(tokens[-2:]) in phrases
+        or tuple(tokens[-3:]) in phrases
+        or tuple(tokens[-4:]) in phrases
+    )
 
 
 def _cue(text: str, start: int) -> tuple[float, str, int] | None:
@@ -275,6 +302,12 @@ def _cue(text: str, start: int) -> tuple[float, str, int] | None:
     if not raw:
         return None
     last = raw[-1].lower()
+    # Most runs follow no cue at all: one set look-up rules them out.
+    if (
+        last.rstrip(",;!?:.") not in _CUE_ENDINGS
+        and on_line.strip().rstrip(",!-\u2013\u2014 ").lower() not in _CLOSINGS
+    ):
+        return None
     if last.rstrip(".") in _TITLES and before.endswith((" ", "\t")):
         return 0.75, "after a title", 1
     if on_line.strip().rstrip(",!-\u2013\u2014 ").lower() in _CLOSINGS:
@@ -294,22 +327,22 @@ def _cue(text: str, start: int) -> tuple[float, str, int] | None:
     return None
 
 
-def _cued(text: str, min_score: float) -> Iterator[Entity]:
-    for m in _RUN.finditer(text):
-        span = _trim(text, m.start(), m.end())
-        if span is None:
-            continue
-        words = text[span[0] : span[1]].split()
-        found = _cue(text, span[0])
-        if found is None:
-            score, reason, min_words = 0.35, "capitalised words", 2
-        else:
-            score, reason, min_words = found
-        if len(words) < min_words:
-            continue
-        score = round(min(1.0, score + (0.1 if len(words) > 1 else 0.0)), 2)
-        if score >= min_score:
-            yield Entity(PiiType.person, span[0], span[1], score, reason)
+def _cued(text: str, run: re.Match[str], min_score: float) -> Entity | None:
+    span = _trim(text, run.start(), run.end())
+    if span is None:
+        return None
+    words = text[span[0] : span[1]].split()
+    found = _cue(text, span[0])
+    if found is None:
+        score, reason, min_words = 0.35, "capitalised words", 2
+    else:
+        score, reason, min_words = found
+    if len(words) < min_words:
+        return None
+    score = round(min(1.0, score + (0.1 if len(words) > 1 else 0.0)), 2)
+    if score < min_score:
+        return None
+    return Entity(PiiType.person, span[0], span[1], score, reason)
 
 
 def name_candidates(text: str) -> set[str]:
@@ -323,23 +356,24 @@ def name_candidates(text: str) -> set[str]:
     return found
 
 
-def known(text: str, names: frozenset[str]) -> Iterator[Entity]:
-    """Occurrences of the given (lower-cased, multi-word) names, longest first."""
-    if not names:
+def _known(text: str, run: re.Match[str], names: frozenset[str]) -> Iterator[Entity]:
+    """Occurrences of the given (lower-cased, multi-word) names in a run, longest first."""
+    value = run.group()
+    if " " not in value and "\t" not in value:
+        return  # one word: known names have two or more
+    if value.lower() in names:  # the common case: the run is the name
+        yield Entity(PiiType.person, run.start(), run.end(), 0.9, "a known customer's name")
         return
-    for m in _RUN.finditer(text):
-        words = list(re.finditer(r"\S+", m.group()))
-        if len(words) < 2:
-            continue
-        for size in range(len(words), 1, -1):
-            hit = False
-            for i in range(len(words) - size + 1):
-                start, end = m.start() + words[i].start(), m.start() + words[i + size - 1].end()
-                if text[start:end].lower() in names:
-                    yield Entity(PiiType.person, start, end, 0.9, "a known customer's name")
-                    hit = True
-            if hit:
-                break
+    words = list(_NON_SPACE.finditer(value))
+    for size in range(len(words) - 1, 1, -1):
+        hit = False
+        for i in range(len(words) - size + 1):
+            start, end = run.start() + words[i].start(), run.start() + words[i + size - 1].end()
+            if text[start:end].lower() in names:
+                yield Entity(PiiType.person, start, end, 0.9, "a known customer's name")
+                hit = True
+        if hit:
+            return
 
 
 def prepare(names: Iterable[str]) -> frozenset[str]:
@@ -350,5 +384,10 @@ def prepare(names: Iterable[str]) -> frozenset[str]:
 def persons(
     text: str, known_names: frozenset[str] = frozenset(), min_score: float = 0.0
 ) -> Iterator[Entity]:
-    yield from known(text, known_names)
-    yield from _cued(text, min_score)
+    """Known names and names by their context, from one pass over the capitalised runs."""
+    for run in _RUN.finditer(text):
+        if known_names:
+            yield from _known(text, run, known_names)
+        cued = _cued(text, run, min_score)
+        if cued is not None:
+            yield cued

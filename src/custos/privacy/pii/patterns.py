@@ -6,11 +6,13 @@ little by context words just before it ("SSN", "card", "call me at").
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import re
 from collections.abc import Iterator
 
 import phonenumbers
+from phonenumbers.phonemetadata import PhoneMetadata
 
 from custos.privacy.pii.entities import Entity, PiiType
 
@@ -233,7 +235,7 @@ def _ipv6(text: str) -> Iterator[Entity]:
 # -- phone numbers ---------------------------------------------------------------------------
 
 _PHONE = re.compile(
-    r"(?<![\w#@/.+-])(?:\+|00)?\(?\d[\d \t().\-/]{4,22}\d(?:\s?(?:x|ext\.?)\s?\d{1,5})?"
+    r"(?<![\w#@/.+-])\+?\(?\d[\d \t().\-/]{4,22}\d(?:\s?(?:x|ext\.?)\s?\d{1,5})?"
     r"(?![\w@]|[.-]\d)"
 )
 # Numbers right after these are references (orders, invoices, tickets), not personal data.
@@ -254,16 +256,38 @@ _BARE_SCORE = 0.4
 FALLBACK_REGIONS = ("US", "GB", "DE", "FR", "ES", "IT", "NL", "CA", "AU", "IN")
 
 
+def _overlaps(start: int, end: int, taken: list[tuple[int, int]]) -> bool:
+    for a, b in taken:  # noqa: SIM110 (a loop: no generator frame per span)
+        if start < b and a < end:
+            return True
+    return False
+
+
 def _is_reference(text: str, start: int) -> bool:
     return bool(_REFERENCE_BEFORE.search(text, max(0, start - 16), start))
+
+
+@functools.cache
+def _national_lengths(region: str) -> frozenset[int]:
+    """How many digits a number written nationally in the region can have (with its trunk
+    prefix or without): parsing a candidate of another length there cannot succeed."""
+    metadata = PhoneMetadata.metadata_for_region(region)
+    if metadata is None or metadata.general_desc is None:
+        return frozenset(range(4, 18))
+    lengths = set(metadata.general_desc.possible_length or ())
+    prefix = metadata.national_prefix or ""
+    return frozenset(lengths | {n + len(prefix) for n in lengths})
 
 
 def _parse_phone(candidate: str, regions: tuple[str, ...]) -> tuple[str, bool] | None:
     """(region, international) when the candidate is a valid number in some region."""
     number_part = _EXTENSION.sub("", candidate)
     international = number_part.startswith(("+", "00"))
+    digits = sum(ch.isdigit() for ch in number_part)
     tries = (None,) if international else regions
     for region in tries:
+        if region is not None and digits not in _national_lengths(region):
+            continue
         text = "+" + number_part[2:] if number_part.startswith("00") else number_part
         try:
             parsed = phonenumbers.parse(text, region)
@@ -298,21 +322,25 @@ def phones(
         start, end = m.start(), m.start() + len(candidate)
         if candidate.startswith("(") and ")" not in candidate:
             candidate, start = candidate[1:], start + 1
-        if taken and any(start < b and a < end for a, b in taken):
+        digits = sum(map(str.isdigit, candidate))
+        if digits < 7 or _NOT_PHONE_SHAPE.match(candidate):
             continue
-        if _NOT_PHONE_SHAPE.match(candidate):
-            continue
-        digits = sum(ch.isdigit() for ch in _EXTENSION.sub("", candidate))
+        if "x" in candidate or "ext" in candidate:
+            digits = sum(map(str.isdigit, _EXTENSION.sub("", candidate)))
         if not 7 <= digits <= 15:
+            continue
+        if taken and _overlaps(start, end, taken):
             continue
         if _is_reference(text, start):
             continue
-        # Written 3-2-4, or after "SSN", it is a social security number (valid or not).
-        if _SSN_SHAPE.match(candidate) or _context(PiiType.ssn, text, start):
+        # Nine digits written 3-2-4, or after "SSN", are a social security number (valid or
+        # not), not a phone number.
+        if digits == 9 and (_SSN_SHAPE.match(candidate) or _context(PiiType.ssn, text, start)):
             continue
-        formatted = any(not ch.isdigit() for ch in candidate.lstrip("+"))
+        formatted = not candidate.lstrip("+").isdigit()
+        context = _context(PiiType.phone, text, start)
         if not formatted and not candidate.startswith(("+", "00")):
-            best = _BARE_SCORE + (CONTEXT_BOOST if _context(PiiType.phone, text, start) else 0)
+            best = _BARE_SCORE + (CONTEXT_BOOST if context else 0)
             if best < min_score:
                 continue  # bare digits with nothing saying they are a phone number
         parsed = _parse_phone(candidate, regions)
@@ -327,4 +355,6 @@ def phones(
             score, reason = 0.55, f"valid number if read as {region}"
         else:
             score, reason = _BARE_SCORE, f"unformatted digits, valid as {region}"
-        yield _scored(PiiType.phone, text, start, end, score, reason)
+        if context:
+            score, reason = min(1.0, score + CONTEXT_BOOST), f"{reason}; context word"
+        yield Entity(PiiType.phone, start, end, round(score, 2), reason)
