@@ -113,7 +113,8 @@ _GERMAN_ENDINGS = (
     "straße", "strasse", "str", "weg", "gasse", "platz", "allee", "ring", "damm", "ufer",
     "chaussee", "steig", "pfad", "markt",
 )  # fmt: skip
-_GERMAN_OPENERS = frozenset({"am", "an", "im", "in", "auf", "zum", "zur"})
+_GERMAN_OPENERS = frozenset({"Am", "An", "Im", "In", "Auf", "Zum", "Zur"})
+_GERMAN_OPENING = re.compile(r"\b(?:Am|An der|Im|In der|Auf dem|Zum|Zur) [A-ZÄÖÜ]")
 _ROMANCE_WORDS = frozenset(
     t.replace("\\.", ".").replace("\\", "").rstrip("?").rstrip(".").rstrip("/")
     for t in _ROMANCE_TYPES.split("|")
@@ -161,9 +162,7 @@ def _candidates(text: str) -> Iterator[tuple[int, int, float, str]]:
         for flat in _BRITISH_FLAT.finditer(text):
             yield flat.start(), flat.end(), 0.7, "flat, street and street type"
     romance = not _ROMANCE_WORDS.isdisjoint(present)
-    german = not _GERMAN_OPENERS.isdisjoint(present) or any(
-        map(lower.__contains__, _GERMAN_ENDINGS)
-    )
+    german = any(map(lower.__contains__, _GERMAN_ENDINGS)) or bool(_GERMAN_OPENING.search(text))
     dutch = any(map(lower.__contains__, _DUTCH_ENDINGS))
     if not (romance or german or dutch):
         return
@@ -171,7 +170,7 @@ def _candidates(text: str) -> Iterator[tuple[int, int, float, str]]:
         start, word = token.start(), token.group()
         low = word.lower().rstrip(".")
         found: re.Match[str] | None = None
-        if german and (low.endswith(_GERMAN_ENDINGS) or low in _GERMAN_OPENERS):
+        if german and (low.endswith(_GERMAN_ENDINGS) or word in _GERMAN_OPENERS):
             found = _GERMAN.match(text, start)
             if found:
                 yield found.start(), found.end(), 0.75, "street with its type and a house number"

@@ -268,25 +268,37 @@ def _is_reference(text: str, start: int) -> bool:
 
 
 @functools.cache
-def _national_lengths(region: str) -> frozenset[int]:
+def _national_form(region: str) -> tuple[frozenset[int], str]:
     """How many digits a number written nationally in the region can have (with its trunk
-    prefix or without): parsing a candidate of another length there cannot succeed."""
+    prefix or without), and the trunk prefix: parsing a candidate of another length there
+    cannot succeed."""
     metadata = PhoneMetadata.metadata_for_region(region)
     if metadata is None or metadata.general_desc is None:
-        return frozenset(range(4, 18))
+        return frozenset(range(4, 18)), ""
     lengths = set(metadata.general_desc.possible_length or ())
     prefix = metadata.national_prefix or ""
-    return frozenset(lengths | {n + len(prefix) for n in lengths})
+    return frozenset(lengths | {n + len(prefix) for n in lengths}), prefix
+
+
+def _could_be_national(digits: str, region: str) -> bool:
+    lengths, prefix = _national_form(region)
+    if len(digits) not in lengths:
+        return False
+    # Where the trunk prefix is 0 (most of Europe), numbers are written starting with it;
+    # North American numbers never start with 0.
+    if prefix == "0":
+        return digits.startswith("0")
+    return not (prefix == "1" and digits.startswith("0"))
 
 
 def _parse_phone(candidate: str, regions: tuple[str, ...]) -> tuple[str, bool] | None:
     """(region, international) when the candidate is a valid number in some region."""
     number_part = _EXTENSION.sub("", candidate)
     international = number_part.startswith(("+", "00"))
-    digits = sum(ch.isdigit() for ch in number_part)
+    digits = "".join(filter(str.isdigit, number_part))
     tries = (None,) if international else regions
     for region in tries:
-        if region is not None and digits not in _national_lengths(region):
+        if region is not None and not _could_be_national(digits, region):
             continue
         text = "+" + number_part[2:] if number_part.startswith("00") else number_part
         try:
