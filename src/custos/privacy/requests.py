@@ -31,7 +31,6 @@ from custos.privacy.transitions import add_history, record_transition
 from custos.runtime import Runtime
 
 S = RequestStatus
-OPEN = (S.received, S.verified, S.scheduled, S.processing)
 
 # Who may move a request where by hand; the erasure job moves scheduled -> processing ->
 # completed itself.
