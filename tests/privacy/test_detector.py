@@ -116,3 +116,64 @@ class TestThresholds:
         text = "jane@example.com 203.0.113.9"
         only = Detector(types=frozenset({PiiType.ip_address})).scan(text)
         assert [e.type for e in only] == [PiiType.ip_address]
+
+
+class TestPhoneValidation:
+    @pytest.mark.parametrize(
+        "number",
+        [
+            "(415) 555-2671",
+            "415-555-2671",
+            "1-800-555-0199",
+            "+1 (415) 555-2671",
+            "+44 20 7946 0958",
+            "020 7946 0958",
+            "+49(0)8063608377",
+            "0049 30 1234567",
+            "03533 74068",
+            "04 15 39 15 00",
+            "+33 (0)1 41 63 60 83",
+            "0141008060",
+            "+39 3227783534",
+            "(091) 5000806",
+            "+34 878 915 000",
+            "555-0000",
+            "000-000-0000",
+            "+999 1234 5678",
+            "0800 123",
+        ],
+    )
+    def test_agrees_with_phonenumbers_parse(self, number: str) -> None:
+        """Numbers are validated from their digits without phonenumbers.parse(): in every
+        region the number may be written in, the verdict must be the one parse() and
+        is_valid_number give. (Regions are tried only where the national form fits: a
+        German number written nationally starts with its trunk 0.)"""
+        import phonenumbers
+
+        from custos.privacy.pii.patterns import FALLBACK_REGIONS, _could_be_national, _parse_phone
+
+        regions = ("US", *(r for r in FALLBACK_REGIONS if r != "US"))
+        ours = _parse_phone(number, regions)
+        international = number.startswith(("+", "00"))
+        text = "+" + number[2:] if number.startswith("00") else number
+        expected = None
+        digits = "".join(ch for ch in number if ch.isdigit())
+        for region in (None,) if international else regions:
+            if region is not None and not _could_be_national(digits, region):
+                continue
+            try:
+                parsed = phonenumbers.parse(text, region)
+            except phonenumbers.NumberParseException:
+                continue
+            ok = (
+                phonenumbers.is_valid_number(parsed)
+                if region is None
+                else phonenumbers.is_valid_number_for_region(parsed, region)
+            )
+            if ok:
+                expected = international
+                break
+        assert (ours is not None, ours[1] if ours else None) == (
+            expected is not None,
+            expected,
+        )

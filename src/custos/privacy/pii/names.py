@@ -239,8 +239,11 @@ _WEAK = _phrases(
 _CUE_ENDINGS = frozenset(
     {phrase[-1].rstrip(":") for phrases in (_STRONG, _GREETINGS, _WEAK) for phrase in phrases}
     | {phrase[-1] for phrases in (_STRONG, _WEAK) for phrase in phrases}
+    | {closing.split()[-1] for closing in _CLOSINGS}
     | _TITLES
 )
+# A run of capitalised words that nothing announces scores this (plus 0.1 for two words).
+_BARE_SCORE = 0.35
 
 # A run of capitalised words (with name particles between them): every name is one.
 _RUN = re.compile(NAME)
@@ -334,7 +337,7 @@ def _cued(text: str, run: re.Match[str], min_score: float) -> Entity | None:
     words = text[span[0] : span[1]].split()
     found = _cue(text, span[0])
     if found is None:
-        score, reason, min_words = 0.35, "capitalised words", 2
+        score, reason, min_words = _BARE_SCORE, "capitalised words", 2
     else:
         score, reason, min_words = found
     if len(words) < min_words:
@@ -381,13 +384,31 @@ def prepare(names: Iterable[str]) -> frozenset[str]:
     return frozenset(" ".join(n.split()).lower() for n in names if n and len(n.split()) > 1)
 
 
+def _nothing_announces(text: str, start: int) -> bool:
+    """True when no cue can stand before `start`: not at the start of a line, and the word
+    before is the last word of no cue. A cheap test that rules out most runs."""
+    line_start = text.rfind("\n", 0, start) + 1
+    before = text[max(line_start, start - _CONTEXT_CHARS) : start]
+    if not before.strip():
+        return False  # opens its line: perhaps a signature
+    last = before.rsplit(None, 1)[-1].lower().rstrip(",;!?:.-\u2013\u2014")
+    return last not in _CUE_ENDINGS
+
+
 def persons(
     text: str, known_names: frozenset[str] = frozenset(), min_score: float = 0.0
 ) -> Iterator[Entity]:
     """Known names and names by their context, from one pass over the capitalised runs."""
+    uncued_can_pass = min_score <= _BARE_SCORE + 0.1
     for run in _RUN.finditer(text):
         if known_names:
             yield from _known(text, run, known_names)
+        if not uncued_can_pass:
+            first = run.group().split(None, 1)[0].lower().rstrip(".")
+            # A run opening with a title or greeting carries its own cue; others need one
+            # before them.
+            if first not in _NOT_NAMES and _nothing_announces(text, run.start()):
+                continue
         cued = _cued(text, run, min_score)
         if cued is not None:
             yield cued
