@@ -4,6 +4,7 @@ from typing import Annotated, Any
 
 import structlog
 from fastapi import APIRouter, Query, Request, Response
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from custos.auth.dependencies import (
     PrivacyErase,
@@ -197,10 +198,10 @@ async def erase(
         content = PrivacyRequest.model_validate(scheduled).model_dump(mode="json")
         return content, {"Location": f"/api/v1/privacy/requests/{scheduled.id}"}
 
-    # The route names the customer and the flag; the key covers them through the route.
-    route = f"/privacy/erase/{customer_id}?immediate={immediate}"
-    body = Transition(status=RequestStatus.scheduled, immediate=immediate)
-    return await created_once(session, auth, idempotency_key, route, body, schedule, status=202)
+    request = {"customer_id": customer_id, "immediate": immediate}
+    return await created_once(
+        session, auth, idempotency_key, "/privacy/erase", request, schedule, status=202
+    )
 
 
 @router.post(
@@ -225,7 +226,9 @@ async def export(
     return await export_service.export(session, runtime, auth.tenant_id, customer_id)
 
 
-def defer_erasure_after_commit(http: Request, session: Any, request: PrivacyRequestModel) -> None:
+def defer_erasure_after_commit(
+    http: Request, session: AsyncSession, request: PrivacyRequestModel
+) -> None:
     """Start the job right after the commit; if the queue cannot be reached, the job that
     runs every minute takes the request instead."""
     job_app = http.app.state.job_app
