@@ -6,7 +6,7 @@ PYTEST_ARGS ?=
 
 .DEFAULT_GOAL := help
 
-.PHONY: help install run test test-services lint typecheck format check bench openapi clean
+.PHONY: help install run test test-services lint typecheck format check bench bench-presidio openapi clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -47,8 +47,12 @@ check: lint typecheck test ## Everything CI checks: format, lint, types, tests
 bench: $(STAMP) ## Run every benchmark in bench/ (prints tables and a JSON line each)
 	@set -e; for script in bench/[!_]*.py; do echo "== $$script"; $(PY) $$script; done
 
+bench-presidio: ## Make .venv-presidio: Presidio for bench/pii.py, apart from Custos's environment
+	test -x .venv-presidio/bin/python || python3 -m venv .venv-presidio
+	.venv-presidio/bin/python -m pip install -q presidio-analyzer==2.2.366
+
 openapi: $(STAMP) ## Write the OpenAPI schema to openapi.json
 	$(VENV)/bin/custos openapi --output openapi.json
 
 clean: ## Remove the virtual environment, caches and the local database
-	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache custos.db custos.db-*
+	rm -rf $(VENV) .venv-presidio .mypy_cache .ruff_cache .pytest_cache custos.db custos.db-*

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import secrets
 from dataclasses import dataclass
+from typing import Any
 
 import httpx
 
@@ -102,3 +103,14 @@ async def login(client: httpx.AsyncClient, account: Account) -> dict[str, str]:
 
 async def access_token(client: httpx.AsyncClient, account: Account) -> str:
     return (await login(client, account))["access_token"]
+
+
+async def configure_tenant(
+    client: httpx.AsyncClient, factory: Factory, tenant_id: str, settings: dict[str, Any]
+) -> httpx.Response:
+    """Change a tenant's settings as a platform operator would."""
+    operator = await factory.platform_admin()
+    token = await access_token(client, operator)
+    return await client.patch(
+        f"/api/admin/tenants/{tenant_id}", json={"settings": settings}, headers=bearer(token)
+    )

@@ -10,12 +10,15 @@ from custos.audit.endpoints import router as audit_router
 from custos.auth.endpoints import oauth_router
 from custos.auth.endpoints import router as auth_router
 from custos.bulk.endpoints import router as bulk_router
+from custos.consent.endpoints import router as consent_router
 from custos.customer.endpoints import internal_router as internal_customer_router
 from custos.customer.endpoints import router as customer_router
 from custos.docs.endpoints import router as docs_router
 from custos.feedback.endpoints import router as feedback_router
 from custos.health.endpoints import router as health_router
 from custos.kit.routing import CustosRoute
+from custos.privacy.endpoints import me_router as privacy_me_router
+from custos.privacy.endpoints import router as privacy_router
 from custos.tenant.endpoints import router as tenant_router
 from custos.user.endpoints import router as user_router
 
@@ -40,6 +43,9 @@ for router in (
     internal_customer_router,
     feedback_router,
     bulk_router,
+    privacy_router,
+    privacy_me_router,
+    consent_router,
     docs_router,
 ):
     v1.include_router(router)

@@ -86,6 +86,9 @@ class Settings(BaseSettings):
     feedback_upload_max_rows: int = Field(10_000, ge=1, le=1_000_000)
     feedback_duplicate_window_hours: int = Field(168, ge=0, le=24 * 365)
     feedback_near_duplicate_threshold: float = Field(0.7, gt=0, le=1)
+    # Days between an erasure being requested and carried out, unless the tenant's
+    # `privacy.erasure_grace_days` says otherwise; it can be cancelled until then.
+    privacy_erasure_grace_days: int = Field(30, ge=0, le=365)
 
     log_level: str = "INFO"
     log_json: bool = True

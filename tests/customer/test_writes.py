@@ -117,9 +117,9 @@ async def test_no_tenant_setting_outlives_the_create(
     # One connection in the pool: the check below runs on the very connection the write used.
     db = Database(make_settings(settings.database_url, db_pool_size=1, db_max_overflow=0))
     try:
-        body, headers = await writes.create(db, writer, CustomerCreate(full_name="Once"), None)
-        made = orjson.loads(body)
-        assert headers["ETag"] == f'"{made["id"]}.1"'
+        response = await writes.create(db, writer, CustomerCreate(full_name="Once"), None)
+        made = orjson.loads(response.body)
+        assert response.headers["ETag"] == f'"{made["id"]}.1"'
         async with db.engine.connect() as conn:
             raw = await conn.get_raw_connection()
             assert getattr(raw.driver_connection, "autocommit", None) is False

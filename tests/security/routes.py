@@ -71,6 +71,28 @@ ROUTE_POLICY: dict[tuple[str, str], str] = {
     ("GET", "/api/v1/bulk/operations/{operation_id}/errors"): "bulk:read",
     ("POST", "/api/v1/bulk/operations/{operation_id}/cancel"): "bulk:write",
     ("GET", "/api/v1/bulk/operations/{operation_id}/download"): "bulk:read",
+    ("POST", "/api/v1/privacy/pii-scan"): "privacy:read",
+    ("GET", "/api/v1/privacy/pii-scan"): "privacy:read",
+    ("POST", "/api/v1/privacy/redact"): "privacy:read",
+    ("POST", "/api/v1/privacy/reidentify"): "privacy:reidentify",
+    ("POST", "/api/v1/privacy/requests"): "privacy:write",
+    ("GET", "/api/v1/privacy/requests"): "privacy:read",
+    ("GET", "/api/v1/privacy/requests/{request_id}"): "privacy:read",
+    ("POST", "/api/v1/privacy/requests/{request_id}/transitions"): "privacy:write",
+    ("POST", "/api/v1/privacy/erase/{customer_id}"): "privacy:erase",
+    ("POST", "/api/v1/privacy/anonymize/{customer_id}"): "privacy:erase",
+    ("GET", "/api/v1/privacy/export/{customer_id}"): "privacy:write",
+    ("GET", "/api/v1/privacy/me/export"): "self:read",
+    ("GET", "/api/v1/privacy/me/consents"): "self:read",
+    ("POST", "/api/v1/privacy/me/consents"): "self:write",
+    ("DELETE", "/api/v1/privacy/me/consents"): "self:write",
+    ("GET", "/api/v1/privacy/me/requests"): "self:read",
+    ("POST", "/api/v1/privacy/me/erasure"): "self:write",
+    ("POST", "/api/v1/privacy/me/requests/{request_id}/cancel"): "self:write",
+    ("POST", "/api/v1/privacy/consent"): "consents:write",
+    ("DELETE", "/api/v1/privacy/consent"): "consents:write",
+    ("GET", "/api/v1/privacy/consent"): "consents:read",
+    ("GET", "/api/v1/privacy/consent/history"): "consents:read",
     ("GET", "/api/v1/docs/scopes"): PUBLIC,
     ("GET", "/api/admin/tenants"): "platform:admin",
     ("POST", "/api/admin/tenants"): "platform:admin",
@@ -82,6 +104,13 @@ ROUTE_POLICY: dict[tuple[str, str], str] = {
     ("GET", "/ready"): PUBLIC,
     ("GET", "/health/detailed"): PUBLIC,
     ("GET", "/metrics"): PUBLIC,
+}
+
+# POSTs that change nothing: the text travels in the body so that it never reaches a URL.
+# Reading scopes suffice for them.
+READ_ONLY_POSTS = {
+    ("POST", "/api/v1/privacy/pii-scan"),
+    ("POST", "/api/v1/privacy/redact"),
 }
 
 # Unversioned paths kept for seed-era clients serve the current version, with its policy.

@@ -29,10 +29,25 @@ BODIES: dict[tuple[str, str], dict[str, Any]] = {
         "increment_id": "forged-1",
         "complaints": 5,
     },
+    ("POST", "/api/v1/privacy/requests/{request_id}/transitions"): {"status": "cancelled"},
 }
+# Self-service routes are tried by the intruder's own customer-role user, below.
 TENANT_ROUTES = sorted(
-    (method, path) for method, path in ROUTE_POLICY if path.startswith("/api/v1/") and "{" in path
+    (method, path)
+    for (method, path), policy in ROUTE_POLICY.items()
+    if path.startswith("/api/v1/") and "{" in path and not policy.startswith("self:")
 )
+SELF_ROUTES = sorted(
+    (method, path)
+    for (method, path), policy in ROUTE_POLICY.items()
+    if path.startswith("/api/v1/") and "{" in path and policy.startswith("self:")
+)
+# Reads that name their customer in the query (tried with foreign ids below) or scan a text.
+NEEDS_QUERY = {
+    "/api/v1/privacy/consent",
+    "/api/v1/privacy/consent/history",
+    "/api/v1/privacy/pii-scan",
+}
 LISTS = sorted(
     path
     for (method, path), policy in ROUTE_POLICY.items()
@@ -41,6 +56,7 @@ LISTS = sorted(
     and path.startswith("/api/v1/")
     and "{" not in path
     and not policy.startswith("self:")
+    and path not in NEEDS_QUERY
 )
 
 
@@ -88,6 +104,16 @@ async def tenants(client: httpx.AsyncClient, factory: Factory, runtime: Runtime)
         headers=bearer(owner.admin_key),
     )
     await run_operation(runtime, export_response.json()["id"])
+    request_response = await client.post(
+        "/api/v1/privacy/requests",
+        json={"type": "access", "customer_id": customer_id},
+        headers=bearer(owner.admin_key),
+    )
+    await client.post(
+        "/api/v1/privacy/consent",
+        json={"customer_id": customer_id, "consent_type": "marketing"},
+        headers=bearer(owner.admin_key),
+    )
     return {
         "owner": owner,
         "intruder": intruder,
@@ -100,6 +126,7 @@ async def tenants(client: httpx.AsyncClient, factory: Factory, runtime: Runtime)
             "merge_id": merge_response.json()["merge"]["id"],
             "feedback_id": feedback_response.json()["id"],
             "operation_id": export_response.json()["id"],
+            "request_id": request_response.json()["id"],
         },
     }
 
@@ -125,6 +152,16 @@ async def _snapshot(client: httpx.AsyncClient, key: str, ids: dict[str, str]) ->
         "operation": (
             await client.get(f"/api/v1/bulk/operations/{ids['operation_id']}", headers=headers)
         ).json(),
+        "request": (
+            await client.get(f"/api/v1/privacy/requests/{ids['request_id']}", headers=headers)
+        ).json(),
+        "consent": (
+            await client.get(
+                "/api/v1/privacy/consent/history",
+                params={"customer_id": ids["customer_id"]},
+                headers=headers,
+            )
+        ).json(),
     }
 
 
@@ -138,6 +175,7 @@ def test_every_path_parameter_has_a_real_id_to_try() -> None:
         "merge_id",
         "feedback_id",
         "operation_id",
+        "request_id",
     }
     params = {p for _, path in TENANT_ROUTES for p in re.findall(r"\{(\w+)\}", path)}
     assert params <= known, f"give the cross-tenant suite a real id for {params - known}"
@@ -175,6 +213,62 @@ async def test_lists_never_show_another_tenants_rows(
         response = await client.get(path, headers=bearer(intruder.admin_key))
         assert response.status_code == 200, path
         assert not any(i in response.text for i in owner_ids), path
+
+
+async def test_self_service_routes_never_reach_another_tenants_ids(
+    client: httpx.AsyncClient, tenants: dict[str, Any]
+) -> None:
+    owner, intruder, ids = tenants["owner"], tenants["intruder"], tenants["ids"]
+    own = await client.post(
+        "/api/v1/customers",
+        json={"full_name": "Intruding Self"},
+        headers=bearer(intruder.admin_key),
+    )
+    await client.post(
+        "/api/v1/users",
+        json={
+            "email": "intruding-self@example.com",
+            "password": "a-long-customer-password",
+            "role": "customer",
+            "customer_id": own.json()["id"],
+        },
+        headers=bearer(intruder.admin_key),
+    )
+    token = (
+        await client.post(
+            "/api/v1/auth/login",
+            json={"email": "intruding-self@example.com", "password": "a-long-customer-password"},
+        )
+    ).json()["access_token"]
+    before = await _snapshot(client, owner.admin_key, ids)
+    assert SELF_ROUTES
+    for method, path in SELF_ROUTES:
+        response = await client.request(method, concrete(path, ids), headers=bearer(token))
+        assert response.status_code == 404, (method, path, response.status_code)
+    assert await _snapshot(client, owner.admin_key, ids) == before
+
+
+async def test_customer_ids_in_queries_and_bodies_are_404_too(
+    client: httpx.AsyncClient, tenants: dict[str, Any]
+) -> None:
+    """The consent routes and request creation name the customer in the query or body."""
+    owner, intruder, ids = tenants["owner"], tenants["intruder"], tenants["ids"]
+    headers = bearer(intruder.admin_key)
+    customer = {"customer_id": ids["customer_id"]}
+    calls = [
+        ("GET", "/api/v1/privacy/consent", customer, None),
+        ("GET", "/api/v1/privacy/consent/history", customer, None),
+        ("DELETE", "/api/v1/privacy/consent", {**customer, "consent_type": "marketing"}, None),
+        ("POST", "/api/v1/privacy/consent", None, {**customer, "consent_type": "marketing"}),
+        ("POST", "/api/v1/privacy/requests", None, {**customer, "type": "access"}),
+    ]
+    before = await _snapshot(client, owner.admin_key, ids)
+    for method, path, params, body in calls:
+        response = await client.request(method, path, params=params, json=body, headers=headers)
+        assert response.status_code == 404, (method, path, response.status_code)
+    listed = await client.get("/api/v1/privacy/requests", params=customer, headers=headers)
+    assert listed.json()["items"] == []
+    assert await _snapshot(client, owner.admin_key, ids) == before
 
 
 async def test_filters_cannot_reach_across(

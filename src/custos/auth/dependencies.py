@@ -106,6 +106,12 @@ FeedbackWrite = Annotated[Principal, Depends(require_scopes("feedback:write"))]
 BulkRead = Annotated[Principal, Depends(require_scopes("bulk:read"))]
 BulkWrite = Annotated[Principal, Depends(require_scopes("bulk:write"))]
 AuditRead = Annotated[Principal, Depends(require_scopes("audit:read"))]
+PrivacyRead = Annotated[Principal, Depends(require_scopes("privacy:read"))]
+PrivacyWrite = Annotated[Principal, Depends(require_scopes("privacy:write"))]
+PrivacyErase = Annotated[Principal, Depends(require_scopes("privacy:erase"))]
+PrivacyReidentify = Annotated[Principal, Depends(require_scopes("privacy:reidentify"))]
+ConsentsRead = Annotated[Principal, Depends(require_scopes("consents:read"))]
+ConsentsWrite = Annotated[Principal, Depends(require_scopes("consents:write"))]
 
 
 @dataclass(frozen=True, slots=True)

@@ -215,6 +215,7 @@ class CustomerImporter:
             "last_order_at": None,
             "deleted_at": None,
             "merged_into_id": None,
+            "anonymized_at": None,
             "version": 1,
             "created_at": now,
             "updated_at": now,

@@ -77,8 +77,7 @@ async def create_customer(
     runtime: RuntimeDep,
     idempotency_key: IdempotencyKeyHeader = None,
 ) -> Response:
-    content, headers = await writes.create(runtime.db, auth, body, idempotency_key)
-    return Response(content, 201, media_type="application/json", headers=headers)
+    return await writes.create(runtime.db, auth, body, idempotency_key)
 
 
 @router.get("", response_model=Page[Customer], summary="List customers, newest first")

@@ -14,6 +14,9 @@ from custos.customer import service as customer_service
 from custos.exceptions import NotFound
 from custos.kit.ids import new_id
 from custos.models import AuditLog, CustomerNote
+from custos.privacy import settings as privacy_settings
+from custos.privacy import text_to_store
+from custos.privacy.keys import keys_for
 
 
 async def list_notes(
@@ -26,14 +29,21 @@ async def list_notes(
 async def add_note(
     session: AsyncSession, actor: Principal, customer_id: str, body: str
 ) -> CustomerNote:
-    await customer_service.get(session, actor, customer_id)
+    customer = await customer_service.get(session, actor, customer_id)
+    # Stored as the tenant's privacy settings say: as given, masked or pseudonymised.
+    stored = text_to_store(
+        await privacy_settings.tenant_settings(session, actor),
+        body,
+        keys_for(session, actor.tenant_id),
+        known_names=[customer.full_name],
+    )
     note = CustomerNote(
         id=new_id("note"),
         tenant_id=actor.tenant_id,
         customer_id=customer_id,
         author_type=actor.kind.value,
         author_id=actor.id,
-        body=body,
+        body=stored,
     )
     session.add(note)
     await session.flush()

@@ -168,6 +168,7 @@ def new_customer(actor: Principal, body: CustomerCreate, policy: PhonePolicy) ->
         last_order_at=None,
         deleted_at=None,
         merged_into_id=None,
+        anonymized_at=None,
         version=1,
         created_at=now,
         updated_at=now,

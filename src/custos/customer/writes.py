@@ -21,6 +21,7 @@ from typing import Any, cast
 import orjson
 import psycopg
 import sqlalchemy as sa
+from fastapi import Response
 
 from custos import events
 from custos.audit import service as audit
@@ -31,10 +32,8 @@ from custos.customer.schemas import Customer as CustomerOut
 from custos.customer.schemas import CustomerCreate
 from custos.db import Database
 from custos.event import service as event_log
-from custos.kit.idempotency import Idempotency, fingerprint
+from custos.kit.idempotency import created_once
 from custos.models import AuditLog, Customer, Event
-
-Created = tuple[bytes, dict[str, str]]
 
 _CUSTOMER_COLUMNS = tuple(
     (attr.key, attr.columns[0].name) for attr in sa.inspect(Customer).column_attrs
@@ -79,31 +78,26 @@ def _headers(customer_id: str, version: int) -> dict[str, str]:
 
 async def create(
     db: Database, actor: Principal, body: CustomerCreate, idempotency_key: str | None
-) -> Created:
-    """The new customer as the API shows it (JSON) and the response headers."""
+) -> Response:
+    """201 with the new customer as the API shows it, its ETag and Location."""
     if idempotency_key is None and db.is_postgres and actor.tenant_settings is not None:
-        return await _create_in_one_round_trip(
+        content, headers = await _create_in_one_round_trip(
             db, actor, body, PhonePolicy.from_settings(actor.tenant_settings)
         )
+        return Response(content, 201, media_type="application/json", headers=headers)
     async with db.transaction(tenant_id=actor.tenant_id) as session:
-        idempotency = None
-        if idempotency_key:
-            request = fingerprint("POST", "/customers", body.model_dump(mode="json"))
-            idempotency = Idempotency(session, actor, idempotency_key, request)
-            stored = await idempotency.replay()
-            if stored is not None:
-                return orjson.dumps(stored.response), dict(stored.headers or {})
-        customer = await service.create(session, actor, body)
-        content = CustomerOut.model_validate(customer).model_dump(mode="json")
-        headers = _headers(customer.id, customer.version)
-        if idempotency is not None:
-            await idempotency.remember(201, content, headers)
-    return orjson.dumps(content), headers
+
+        async def make() -> tuple[dict[str, Any], dict[str, str]]:
+            customer = await service.create(session, actor, body)
+            content = CustomerOut.model_validate(customer).model_dump(mode="json")
+            return content, _headers(customer.id, customer.version)
+
+        return await created_once(session, actor, idempotency_key, "/customers", body, make)
 
 
 async def _create_in_one_round_trip(
     db: Database, actor: Principal, body: CustomerCreate, policy: PhonePolicy
-) -> Created:
+) -> tuple[bytes, dict[str, str]]:
     customer = service.new_customer(actor, body, policy)
     document = CustomerOut.__pydantic_serializer__.to_json(CustomerOut.model_validate(customer))
     entry = audit.new_entry(

@@ -9,12 +9,15 @@ writes twice. Responses are kept for 24 hours.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from typing import Annotated, Any
 
 import orjson
 import sqlalchemy as sa
 from fastapi import Header
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -97,3 +100,29 @@ class Idempotency:
         self._row.response = body
         self._row.headers = headers
         await self.session.flush()
+
+
+async def created_once(
+    session: AsyncSession,
+    principal: Principal,
+    key: str | None,
+    route: str,
+    body: BaseModel | dict[str, Any],
+    create: Callable[[], Awaitable[tuple[dict[str, Any], dict[str, str]]]],
+    *,
+    status: int = 201,
+) -> JSONResponse:
+    """`status` with what `create` made (its JSON and headers); with an Idempotency-Key, a
+    retry of the same request gets the stored answer instead of a second resource."""
+    idempotency = None
+    if key:
+        content = body.model_dump(mode="json") if isinstance(body, BaseModel) else body
+        request_fingerprint = fingerprint("POST", route, content)
+        idempotency = Idempotency(session, principal, key, request_fingerprint)
+        stored = await idempotency.replay()
+        if stored is not None:
+            return JSONResponse(stored.response, stored.status_code, headers=stored.headers)
+    content, headers = await create()
+    if idempotency is not None:
+        await idempotency.remember(status, content, headers)
+    return JSONResponse(content, status, headers=headers)

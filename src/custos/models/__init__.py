@@ -5,6 +5,7 @@ from custos.models.audit_log import AuditHead, AuditLog
 from custos.models.auth_session import AuthSession, RefreshToken
 from custos.models.base import Base, TenantOwned
 from custos.models.bulk_operation import BulkOperation, BulkOperationError
+from custos.models.consent import Consent
 from custos.models.customer import Customer
 from custos.models.customer_merge import CustomerMerge
 from custos.models.customer_note import CustomerNote
@@ -12,6 +13,7 @@ from custos.models.customer_stat_increment import CustomerStatIncrement
 from custos.models.event import Event
 from custos.models.feedback import Feedback
 from custos.models.idempotency_key import IdempotencyKey
+from custos.models.privacy_request import PrivacyRequest
 from custos.models.tenant import Tenant, TenantPlan, TenantStatus
 from custos.models.user import User
 
@@ -23,6 +25,7 @@ __all__ = [
     "Base",
     "BulkOperation",
     "BulkOperationError",
+    "Consent",
     "Customer",
     "CustomerMerge",
     "CustomerNote",
@@ -30,6 +33,7 @@ __all__ = [
     "Event",
     "Feedback",
     "IdempotencyKey",
+    "PrivacyRequest",
     "RefreshToken",
     "Tenant",
     "TenantOwned",

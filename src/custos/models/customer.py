@@ -66,5 +66,7 @@ class Customer(TenantOwned, Timestamped, Base):
     # Lower-cased name, email, company and phone digits: what `?q=` searches (trigram-indexed
     # on PostgreSQL).
     search_text: Mapped[str] = mapped_column(sa.Text, nullable=False, default="")
+    # Set when the record was anonymised: kept for statistics, its personal data replaced.
+    anonymized_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     # Bumped on every change; the ETag is derived from it.
     version: Mapped[int] = mapped_column(sa.Integer, nullable=False, default=1)

@@ -7,6 +7,7 @@ from pydantic import EmailStr, Field, field_validator
 
 from custos.kit.schemas import Schema
 from custos.models import TenantPlan, TenantStatus
+from custos.privacy import settings as privacy_settings
 
 SLUG_PATTERN = r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$"
 MAX_SETTINGS_BYTES = 16_384
@@ -17,6 +18,8 @@ def _bounded_settings(value: dict[str, Any] | None) -> dict[str, Any] | None:
 
     if value is not None and len(orjson.dumps(value)) > MAX_SETTINGS_BYTES:
         raise ValueError(f"settings must be at most {MAX_SETTINGS_BYTES} bytes as JSON")
+    if value is not None:
+        privacy_settings.check(value)
     return value
 
 

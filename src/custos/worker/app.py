@@ -20,11 +20,14 @@ from custos.auth import tasks as auth_tasks
 from custos.bulk import tasks as bulk_tasks
 from custos.config import Settings
 from custos.customer import tasks as customer_tasks
+from custos.privacy import tasks as privacy_tasks
 from custos.runtime import Runtime
 
 log = structlog.get_logger(__name__)
 
 QUEUES = ("default", "maintenance")
+# Periodic tasks that resume unfinished work from our tables, run once at in-process start.
+STARTUP_TASKS = (privacy_tasks.ERASE_DUE,)
 
 
 def _conninfo(database_url: str) -> str:
@@ -45,6 +48,7 @@ def create_job_app(settings: Settings) -> procrastinate.App:
         audit_tasks.register,
         customer_tasks.register,
         bulk_tasks.register,
+        privacy_tasks.register,
     ):
         register(app)
     return app
@@ -104,6 +108,11 @@ class InProcessWorker:
         )
         # Durable work a previous process left unfinished (bulk operations) runs again.
         await bulk_tasks.recover(self.runtime, self.job_app)
+        # The in-memory queue died with the last process: work whose durable state is in
+        # our own tables (erasures) is taken up again now, not only at the next minute.
+        for task in STARTUP_TASKS:
+            with contextlib.suppress(Exception):
+                await self.job_app.configure_task(task).defer_async(timestamp=0)
 
     async def stop(self) -> None:
         if self._task is not None:

@@ -1,0 +1,100 @@
+"""Free text at ingest: the tenant decides whether notes keep personal data as given,
+masked or pseudonymised."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+
+from custos.privacy import erasure
+from custos.runtime import Runtime
+from tests.factories import Factory, TenantHandle, bearer, configure_tenant
+
+NOTE = "Customer wrote from amara@example.com, call back on (415) 555-2671."
+
+
+async def _tenant_with(client: httpx.AsyncClient, factory: Factory, policy: str) -> TenantHandle:
+    tenant = await factory.tenant()
+    changed = await configure_tenant(client, factory, tenant.id, {"privacy": {"free_text": policy}})
+    assert changed.status_code == 200, changed.text
+    return tenant
+
+
+async def _note(client: httpx.AsyncClient, tenant: TenantHandle, body: str) -> str:
+    made = await client.post(
+        "/api/v1/customers", json={"full_name": "Amara Nwosu"}, headers=bearer(tenant.admin_key)
+    )
+    note = await client.post(
+        f"/api/v1/customers/{made.json()['id']}/notes",
+        json={"body": body},
+        headers=bearer(tenant.admin_key),
+    )
+    assert note.status_code == 201, note.text
+    text: str = note.json()["body"]
+    return text
+
+
+class TestFreeTextPolicy:
+    async def test_as_is_by_default(self, client: httpx.AsyncClient, factory: Factory) -> None:
+        tenant = await factory.tenant()
+        assert await _note(client, tenant, NOTE) == NOTE
+
+    async def test_masked(self, client: httpx.AsyncClient, factory: Factory) -> None:
+        tenant = await _tenant_with(client, factory, "mask")
+        stored = await _note(client, tenant, NOTE + " Regards, Amara Nwosu")
+        assert stored == (
+            "Customer wrote from a***@example.com, call back on ******2671. Regards, A***u"
+        )
+
+    async def test_pseudonymised_and_reversible(
+        self, client: httpx.AsyncClient, factory: Factory
+    ) -> None:
+        tenant = await _tenant_with(client, factory, "pseudonymize")
+        # The record's own name is known, wherever it stands in the note.
+        stored = await _note(client, tenant, "Amara Nwosu " + NOTE)
+        assert "amara@example.com" not in stored
+        assert "Amara" not in stored
+        assert stored.count("pse_") == 3
+        back = await client.post(
+            "/api/v1/privacy/reidentify", json={"text": stored}, headers=bearer(tenant.admin_key)
+        )
+        assert back.json()["text"] == "Amara Nwosu " + NOTE
+
+    @pytest.mark.parametrize("policy", ["as_is", "mask", "pseudonymize"])
+    async def test_text_without_personal_data_is_kept(
+        self, client: httpx.AsyncClient, factory: Factory, policy: str
+    ) -> None:
+        tenant = await _tenant_with(client, factory, policy)
+        assert (
+            await _note(client, tenant, "Prefers the blue edition.") == "Prefers the blue edition."
+        )
+
+
+class TestErasureOfPseudonymisedText:
+    async def test_pseudonymised_mentions_of_an_erased_person_are_scrubbed_too(
+        self, client: httpx.AsyncClient, factory: Factory, runtime: Runtime
+    ) -> None:
+        tenant = await _tenant_with(client, factory, "pseudonymize")
+        admin = bearer(tenant.admin_key)
+        person = await client.post(
+            "/api/v1/customers",
+            json={"full_name": "Tomasz Wieczorek", "email": "tomasz.w@example.com"},
+            headers=admin,
+        )
+        other = await client.post(
+            "/api/v1/customers", json={"full_name": "Someone Else"}, headers=admin
+        )
+        note = await client.post(
+            f"/api/v1/customers/{other.json()['id']}/notes",
+            json={"body": "Referred by tomasz.w@example.com"},
+            headers=admin,
+        )
+        assert "pse_" in note.json()["body"]
+        await client.post(
+            f"/api/v1/privacy/erase/{person.json()['id']}",
+            params={"immediate": "true"},
+            headers=admin,
+        )
+        await erasure.run_due(runtime)
+        notes = await client.get(f"/api/v1/customers/{other.json()['id']}/notes", headers=admin)
+        assert notes.json()[0]["body"] == "Referred by [erased]"
