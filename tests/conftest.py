@@ -41,6 +41,14 @@ def make_settings(database_url: str, **overrides: Any) -> Settings:
         # The suite signs in often from one address; throttling has its own tests.
         "login_rate_per_ip": "100000/minute",
         "login_failures_per_account": "100000/minute",
+        # Likewise for traffic limits: on everywhere (so every response carries the headers),
+        # but far above what the suite sends; tests/rate_limit sets tight ones.
+        "rate_limit_global": "10000000/minute",
+        "rate_limit_per_ip": "10000000/minute",
+        "rate_limit_per_user": "10000000/hour",
+        "rate_limit_plan_starter": "10000000/minute",
+        "rate_limit_plan_pro": "10000000/minute",
+        "rate_limit_plan_enterprise": "10000000/minute",
         "log_level": "WARNING",
     }
     values.update(overrides)

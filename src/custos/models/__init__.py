@@ -11,6 +11,7 @@ from custos.models.customer_stat_increment import CustomerStatIncrement
 from custos.models.event import Event
 from custos.models.idempotency_key import IdempotencyKey
 from custos.models.tenant import Tenant, TenantPlan, TenantStatus
+from custos.models.usage import UsageDaily, UsageRecord
 from custos.models.user import User
 
 __all__ = [
@@ -30,5 +31,7 @@ __all__ = [
     "TenantOwned",
     "TenantPlan",
     "TenantStatus",
+    "UsageDaily",
+    "UsageRecord",
     "User",
 ]

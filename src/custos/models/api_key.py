@@ -25,3 +25,7 @@ class ApiKey(TenantOwned, Timestamped, Base):
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created_by: Mapped[str | None] = mapped_column(sa.String(40))
+    # The key's own rate limits; null: none beyond its tenant's.
+    rate_limit_per_minute: Mapped[int | None] = mapped_column(sa.Integer)
+    rate_limit_per_hour: Mapped[int | None] = mapped_column(sa.Integer)
+    rate_limit_per_day: Mapped[int | None] = mapped_column(sa.Integer)

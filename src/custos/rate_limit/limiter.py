@@ -1,0 +1,208 @@
+"""Rate limits counted by `limits` in Redis (shared by every process) or in memory, without a
+store round trip on most requests.
+
+Each process takes permission from the shared counter in small leases: `limits`' hit with
+a cost of n reserves n requests at once, which the process then spends locally. A lease is
+sized to what this process used in the last lease period, never more than 1/32 of what the
+window has left nor LEASE_MAX, and lapses after LEASE_SECONDS (a tenth of a short window):
+a busy limit costs a few round trips a second, a quiet one one per request, and close to
+its end every lease is a single request, so the total allowed stays within a request or
+two of the limit however many processes share it. Reservations that lapse unused were
+counted without being served, so the error is on the safe side. A refusal is remembered
+for up to a second, so a client hammering a spent limit costs nothing.
+
+When Redis fails, RedisHealth marks it down and, failing open, this process counts in
+memory instead (each process then enforces the limits on its own share of the traffic,
+never stricter than the shared count); failing closed, requests are refused with 503 until
+Redis answers again.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections import OrderedDict
+from dataclasses import dataclass
+
+from limits import RateLimitItem
+from limits.aio.storage import MemoryStorage, Storage
+from limits.aio.strategies import SlidingWindowCounterRateLimiter
+
+from custos.exceptions import ServiceUnavailable
+from custos.redis import RedisHealth
+
+LEASE_SECONDS = 1.0
+LEASE_MAX = 256
+LEASE_SHARE = 32
+REFUSAL_RECHECK_SECONDS = 1.0
+MAX_WINDOWS = 100_000
+# A lease that cannot be had in this many tries (other processes took what was left
+# between our look and our hit) is treated as a refusal.
+LEASE_ATTEMPTS = 3
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    allowed: bool
+    scope: str
+    item: RateLimitItem
+    remaining: int
+    # Unix time at which the window frees capacity again (`limits`' window reset).
+    reset_at: float
+
+    @property
+    def limit(self) -> int:
+        return int(self.item.amount)
+
+    def retry_after(self, now: float | None = None) -> int:
+        return max(1, math.ceil(self.reset_at - (now or time.time())))
+
+
+class _Window:
+    """This process's view of one limit for one identifier."""
+
+    __slots__ = (
+        "demand",
+        "last_demand",
+        "lease_until",
+        "period_start",
+        "refused_until",
+        "remaining",
+        "reset_at",
+        "tokens",
+    )
+
+    def __init__(self, amount: int) -> None:
+        self.tokens = 0
+        self.lease_until = 0.0
+        self.refused_until = 0.0
+        self.remaining = amount
+        self.reset_at = 0.0
+        self.demand = 0
+        self.last_demand = 0
+        self.period_start = 0.0
+
+    def count(self, now: float, period: float) -> None:
+        elapsed = now - self.period_start
+        if elapsed >= period:
+            self.last_demand = self.demand if elapsed < 2 * period else 0
+            self.demand = 0
+            self.period_start = now
+        self.demand += 1
+
+
+class StoreUnavailable(ServiceUnavailable):
+    def __init__(self) -> None:
+        super().__init__(
+            "Rate limiting is unavailable, so requests are refused for now; retry shortly",
+            headers={"Retry-After": "1"},
+        )
+
+
+class LeasedLimiter:
+    def __init__(
+        self,
+        shared: Storage | None,
+        health: RedisHealth | None,
+        *,
+        namespace: str,
+        fail_open: bool,
+    ) -> None:
+        self._shared = SlidingWindowCounterRateLimiter(shared) if shared is not None else None
+        self._local = SlidingWindowCounterRateLimiter(MemoryStorage())
+        self._health = health
+        self._namespace = namespace
+        self._fail_open = fail_open
+        self._windows: OrderedDict[tuple[bool, str], _Window] = OrderedDict()
+        if health is not None:
+            health.on_recovery(self._forget_local)
+
+    @property
+    def shared(self) -> bool:
+        """True while counting in the shared store."""
+        return self._shared is not None and (self._health is None or self._health.up)
+
+    async def take(self, scope: str, item: RateLimitItem, identifier: str) -> Decision:
+        """Spend one request of `item` for `identifier`."""
+        shared = self.shared
+        if self._shared is not None and not shared and not self._fail_open:
+            raise StoreUnavailable()
+        ids = (self._namespace, scope, identifier)
+        window = self._window(shared, item, ids)
+        now = time.monotonic()
+        period = _lease_seconds(item)
+        window.count(now, period)
+        if window.refused_until > now:
+            return Decision(False, scope, item, 0, window.reset_at)
+        if window.tokens > 0 and now < window.lease_until:
+            window.tokens -= 1
+            window.remaining = max(0, window.remaining - 1)
+            return Decision(True, scope, item, window.remaining, window.reset_at)
+        limiter = self._shared if shared and self._shared is not None else self._local
+        try:
+            return await self._lease(limiter, window, scope, item, ids, now, period)
+        except Exception as exc:
+            if not shared or self._health is None:
+                raise
+            self._health.failed("rate_limit", exc)
+            if not self._fail_open:
+                raise StoreUnavailable() from None
+            return await self.take(scope, item, identifier)
+
+    def peek(self, scope: str, item: RateLimitItem, identifier: str) -> Decision:
+        """Where `identifier` stands, from what this process knows, without spending."""
+        window = self._windows.get((self.shared, item.key_for(self._namespace, scope, identifier)))
+        if window is None:
+            return Decision(True, scope, item, int(item.amount), time.time())
+        return Decision(True, scope, item, window.remaining, window.reset_at)
+
+    async def _lease(
+        self,
+        limiter: SlidingWindowCounterRateLimiter,
+        window: _Window,
+        scope: str,
+        item: RateLimitItem,
+        ids: tuple[str, ...],
+        now: float,
+        period: float,
+    ) -> Decision:
+        for _ in range(LEASE_ATTEMPTS):
+            stats = await limiter.get_window_stats(item, *ids)
+            left = int(stats.remaining)
+            window.reset_at = stats.reset_time
+            if left <= 0:
+                break
+            size = max(1, min(window.last_demand, left // LEASE_SHARE, LEASE_MAX))
+            if await limiter.hit(item, *ids, cost=size):
+                lapsed = time.monotonic() >= window.lease_until
+                window.tokens = size - 1 if lapsed else window.tokens + size - 1
+                window.lease_until = now + period
+                window.remaining = left - 1
+                return Decision(True, scope, item, window.remaining, window.reset_at)
+        window.tokens = 0
+        window.remaining = 0
+        wait = max(0.0, window.reset_at - time.time())
+        window.refused_until = now + min(REFUSAL_RECHECK_SECONDS, wait)
+        return Decision(False, scope, item, 0, window.reset_at)
+
+    def _window(self, shared: bool, item: RateLimitItem, ids: tuple[str, ...]) -> _Window:
+        key = (shared, item.key_for(*ids))
+        window = self._windows.get(key)
+        if window is None:
+            window = self._windows[key] = _Window(int(item.amount))
+            if len(self._windows) > MAX_WINDOWS:
+                # The oldest untouched window goes; at worst its unspent lease is lost.
+                self._windows.popitem(last=False)
+        else:
+            self._windows.move_to_end(key)
+        return window
+
+    async def _forget_local(self) -> None:
+        """Back on the shared store: what was counted in memory meanwhile is moot."""
+        for key in [k for k in self._windows if not k[0]]:
+            del self._windows[key]
+        await self._local.storage.reset()
+
+
+def _lease_seconds(item: RateLimitItem) -> float:
+    return min(LEASE_SECONDS, item.get_expiry() / 10)
