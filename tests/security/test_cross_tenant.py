@@ -84,6 +84,8 @@ async def tenants(client: httpx.AsyncClient, factory: Factory) -> dict[str, Any]
             "note_id": note_response.json()["id"],
             "external_id": "crm-7",
             "merge_id": merge_response.json()["merge"]["id"],
+            # The owner's cache entry for that customer, as DELETE /cache/{key} names it.
+            "key": f"customer:{customer_id}",
         },
     }
 
@@ -107,7 +109,7 @@ async def _snapshot(client: httpx.AsyncClient, key: str, ids: dict[str, str]) ->
 
 
 def test_every_path_parameter_has_a_real_id_to_try() -> None:
-    known = {"user_id", "key_id", "customer_id", "note_id", "external_id", "merge_id"}
+    known = {"user_id", "key_id", "customer_id", "note_id", "external_id", "merge_id", "key"}
     params = {p for _, path in TENANT_ROUTES for p in re.findall(r"\{(\w+)\}", path)}
     assert params <= known, f"give the cross-tenant suite a real id for {params - known}"
     assert TENANT_ROUTES

@@ -115,6 +115,8 @@ UsersWrite = Annotated[Principal, Depends(require_scopes("users:write"))]
 ApiKeysRead = Annotated[Principal, Depends(require_scopes("api_keys:read"))]
 ApiKeysWrite = Annotated[Principal, Depends(require_scopes("api_keys:write"))]
 AuditRead = Annotated[Principal, Depends(require_scopes("audit:read"))]
+UsageRead = Annotated[Principal, Depends(require_scopes("usage:read"))]
+CacheAdmin = Annotated[Principal, Depends(require_scopes("cache:admin"))]
 
 
 @dataclass(frozen=True, slots=True)

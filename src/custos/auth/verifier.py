@@ -21,15 +21,6 @@ def key_tags(key_id: str, tenant_id: str) -> frozenset[str]:
     return frozenset({f"key:{key_id}", f"tenant:{tenant_id}"})
 
 
-def key_rate_limits(key: ApiKey) -> dict[str, int] | None:
-    limits = {
-        "per_minute": key.rate_limit_per_minute,
-        "per_hour": key.rate_limit_per_hour,
-        "per_day": key.rate_limit_per_day,
-    }
-    return {window: n for window, n in limits.items() if n is not None} or None
-
-
 def _earliest(*moments: datetime | None) -> datetime | None:
     present = [as_utc(m) for m in moments if m is not None]
     return min(present) if present else None
@@ -52,7 +43,7 @@ def _key_principal(key: ApiKey, tenant: Tenant, key_hash: str | None) -> Princip
         tenant_settings=tenant.settings,
         tenant_plan=tenant.plan,
         tenant_rate_limits=tenant.rate_limits,
-        rate_limits=key_rate_limits(key),
+        rate_limits=key.rate_limits,
     )
 
 

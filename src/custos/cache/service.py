@@ -22,15 +22,20 @@ from dataclasses import dataclass
 from itertools import chain
 from typing import Any
 
+import sqlalchemy as sa
 import structlog
 from redis.asyncio import Redis
 from sqlalchemy import event
+from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import ORMExecuteState, Session
 
+from custos.audit import service as audit
+from custos.auth.principal import Principal
+from custos.cache.schemas import CacheStats as CacheStatsOut
 from custos.cache.store import MemoryStore, RedisStore, Store
 from custos.config import Settings
 from custos.db import Database, on_after_commit
-from custos.exceptions import InvalidInput, ServiceUnavailable
+from custos.exceptions import InvalidInput, NotFound, ServiceUnavailable
 from custos.kit.crypto import derive_key, keyed_hash
 from custos.kit.ids import is_valid_id
 from custos.models import Customer
@@ -329,3 +334,36 @@ class ReadCache:
         while True:
             await asyncio.sleep(STATS_FLUSH_SECONDS)
             await self.flush_stats()
+
+
+# -- what the endpoints call ---------------------------------------------------------------
+
+
+async def tenant_stats(cache: ReadCache, tenant_id: str) -> CacheStatsOut:
+    stats = await cache.stats(tenant_id)
+    reads = stats.hits + stats.misses
+    return CacheStatsOut(
+        backend=cache.store.backend,
+        enabled=cache.enabled,
+        hits=stats.hits,
+        misses=stats.misses,
+        hit_rate=round(stats.hits / reads, 6) if reads else 0.0,
+        ttl_seconds={CUSTOMER: cache.customer_ttl, CUSTOMER_LIST: cache.list_ttl},
+        keys=["customer:<customer id>", "customers"],
+    )
+
+
+async def clear(cache: ReadCache, session: AsyncSession, actor: Principal, key: str | None) -> None:
+    """Clear before the commit: if the store cannot be reached, nothing is recorded (503)."""
+    parsed = CacheKey.parse(key) if key is not None else None
+    if parsed is not None and parsed.customer_id is not None:
+        # Another tenant's customer, or none: 404, as everywhere.
+        found = await session.scalar(
+            sa.select(Customer.id).where(
+                Customer.tenant_id == actor.tenant_id, Customer.id == parsed.customer_id
+            )
+        )
+        if found is None:
+            raise NotFound("No such customer")
+    await cache.clear(actor.tenant_id, parsed)
+    audit.record(session, actor, "cache.cleared", "cache", key or "*")

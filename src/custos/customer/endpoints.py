@@ -1,11 +1,14 @@
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Annotated, Any
+from urllib.parse import urlencode
 
 import sqlalchemy as sa
-from fastapi import APIRouter, Header, Query, Response
+from fastapi import APIRouter, Header, Query, Request, Response
 from fastapi.responses import JSONResponse
 from pydantic import AwareDatetime
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from custos.auth.dependencies import (
     CustomersRead,
@@ -16,6 +19,7 @@ from custos.auth.dependencies import (
     SelfWrite,
     TenantSession,
 )
+from custos.auth.principal import Principal
 from custos.customer import (
     analytics,
     batch,
@@ -112,8 +116,9 @@ async def create_customer(
 
 @router.get("", response_model=Page[Customer], summary="List customers, newest first")
 async def list_customers(
+    request: Request,
     auth: CustomersRead,
-    session: TenantSession,
+    runtime: RuntimeDep,
     limit: Limit = 50,
     cursor: Cursor = None,
     skip: Annotated[
@@ -136,6 +141,56 @@ async def list_customers(
     created_after: AwareDatetime | None = None,
     created_before: AwareDatetime | None = None,
     updated_since: AwareDatetime | None = None,
+) -> Response:
+    async def page() -> bytes:
+        async with runtime.db.transaction(tenant_id=auth.tenant_id, write=False) as session:
+            found = await _page(
+                session,
+                auth,
+                limit=limit,
+                cursor=cursor,
+                skip=skip,
+                status=status,
+                customer_type=customer_type,
+                sort=sort,
+                q=q,
+                tag=tag,
+                company=company,
+                is_active=is_active,
+                include_deleted=include_deleted,
+                created_after=created_after,
+                created_before=created_before,
+                updated_since=updated_since,
+            )
+        return found.model_dump_json().encode()
+
+    # Read cache (cache/service.py): the page for this exact query, until a customer changes.
+    body = await runtime.read_cache.customer_list(auth.tenant_id, _canonical(request), page)
+    return Response(body, media_type="application/json")
+
+
+def _canonical(request: Request) -> str:
+    return urlencode(sorted(request.query_params.multi_items()))
+
+
+async def _page(
+    session: AsyncSession,
+    auth: Principal,
+    *,
+    limit: int,
+    cursor: str | None,
+    skip: int | None,
+    status: CustomerStatus | None,
+    customer_type: CustomerType | None,
+    sort: str | None,
+    q: str | None,
+    tag: str | None,
+    company: str | None,
+    is_active: bool | None,
+    include_deleted: bool,
+    created_after: datetime | None,
+    created_before: datetime | None,
+    updated_since: datetime | None,
 ) -> Page[Customer]:
     if is_active is not None:
         wanted = CustomerStatus.active if is_active else CustomerStatus.inactive
@@ -295,7 +350,10 @@ async def patch_me(
 
 @router.get("/{customer_id}", response_model=Customer, summary="Get a customer (with its ETag)")
 async def get_customer(customer_id: str, auth: CustomersRead, runtime: RuntimeDep) -> Response:
-    body, etag = await reads.customer_document(runtime.db, auth, customer_id)
+    # Read cache (cache/service.py) in front of the one-round-trip read.
+    body, etag = await runtime.read_cache.customer(
+        auth.tenant_id, customer_id, lambda: reads.customer_document(runtime.db, auth, customer_id)
+    )
     return Response(body, media_type="application/json", headers={"ETag": etag})
 
 

@@ -19,6 +19,7 @@ from custos.audit import tasks as audit_tasks
 from custos.auth import tasks as auth_tasks
 from custos.config import Settings
 from custos.runtime import Runtime
+from custos.usage import tasks as usage_tasks
 
 log = structlog.get_logger(__name__)
 
@@ -38,7 +39,7 @@ def create_job_app(settings: Settings) -> procrastinate.App:
     else:
         connector = InMemoryConnector()
     app = procrastinate.App(connector=connector)
-    for register in (auth_tasks.register, audit_tasks.register):
+    for register in (auth_tasks.register, audit_tasks.register, usage_tasks.register):
         register(app)
     return app
 
