@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import AsyncIterator, Iterator
+from contextlib import ExitStack
 from typing import Any
 
 import httpx
@@ -21,6 +22,7 @@ from custos.migrate import upgrade
 from custos.runtime import Runtime
 from tests.audit_check import AuditInvariant
 from tests.factories import Factory
+from tests.processes import custos_servers, private_redis, server_env
 
 BASE_URL = "http://custos.test"
 
@@ -109,6 +111,16 @@ async def raw_client(app: Any) -> AsyncIterator[httpx.AsyncClient]:
 @pytest.fixture
 def factory(runtime: Runtime) -> Factory:
     return Factory(runtime)
+
+
+@pytest.fixture(scope="session")
+def two_servers(settings: Settings) -> Iterator[list[str]]:
+    """Two real server processes sharing the database and a Redis: the run's REDIS_URL, or
+    (on the embedded default) a redis-server of their own. Writes meant to reach their
+    caches must go through them."""
+    with ExitStack() as stack:
+        redis_url = settings.redis_url or stack.enter_context(private_redis()).url
+        yield stack.enter_context(custos_servers(server_env(settings, REDIS_URL=redis_url)))
 
 
 def pytest_terminal_summary(terminalreporter: Any) -> None:

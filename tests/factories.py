@@ -79,11 +79,18 @@ class Factory:
             )
         return Account(user.id, tenant_id, tenant_slug, email, PASSWORD, role.value)
 
-    async def key(self, tenant_id: str, scopes: list[str], name: str = "test") -> str:
+    async def key(
+        self,
+        tenant_id: str,
+        scopes: list[str],
+        name: str = "test",
+        rate_limits: dict[str, int] | None = None,
+    ) -> str:
+        body = ApiKeyCreate.model_validate(
+            {"name": name, "scopes": scopes, "rate_limits": rate_limits}
+        )
         async with self.runtime.db.transaction(system=True) as session:
-            issued = await key_service.create(
-                self.runtime, session, None, tenant_id, ApiKeyCreate(name=name, scopes=scopes)
-            )
+            issued = await key_service.create(self.runtime, session, None, tenant_id, body)
         return issued.secret
 
     async def platform_admin(self) -> Account:

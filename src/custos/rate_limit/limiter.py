@@ -166,10 +166,14 @@ class LeasedLimiter:
         now: float,
         period: float,
     ) -> Decision:
+        expiry = item.get_expiry()
         for _ in range(LEASE_ATTEMPTS):
             stats = await limiter.get_window_stats(item, *ids)
             left = int(stats.remaining)
-            window.reset_at = stats.reset_time
+            wall = time.time()
+            # An empty window reports "now"; counting starts with this request, so its
+            # window ends a full period from now.
+            window.reset_at = stats.reset_time if stats.reset_time > wall else wall + expiry
             if left <= 0:
                 break
             size = max(1, min(window.last_demand, left // LEASE_SHARE, LEASE_MAX))
