@@ -163,9 +163,19 @@ class RedisServer:
 
     def kill(self) -> None:
         if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGCONT)  # a paused server must die too
             self.process.send_signal(signal.SIGKILL)
             self.process.wait(timeout=5)
         self.process = None
+
+    def pause(self) -> None:
+        """Unresponsive but alive, data kept: as a network partition looks to a client."""
+        assert self.process is not None
+        self.process.send_signal(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        assert self.process is not None
+        self.process.send_signal(signal.SIGCONT)
 
     def command(self, *words: str) -> bytes:
         """One command over a raw socket (inline protocol), e.g. FLUSHALL."""
