@@ -9,6 +9,7 @@ import httpx
 
 from custos.api_key import service as key_service
 from custos.api_key.schemas import ApiKeyCreate
+from custos.app import create_app
 from custos.auth.scopes import ROLE_SCOPES, Role
 from custos.runtime import Runtime
 from custos.tenant import service as tenant_service
@@ -109,3 +110,16 @@ async def login(client: httpx.AsyncClient, account: Account) -> dict[str, str]:
 
 async def access_token(client: httpx.AsyncClient, account: Account) -> str:
     return (await login(client, account))["access_token"]
+
+
+def address() -> str:
+    """A random documentation-range client address: per-address counters in Redis outlive a
+    test, so each test that counts them comes from an address of its own."""
+    return f"2001:db8::{secrets.token_hex(2)}:{secrets.token_hex(2)}"
+
+
+def client_for(runtime: Runtime, ip: str | None = None) -> httpx.AsyncClient:
+    """A client of an app built on `runtime` (for settings other than the suite's)."""
+    app = create_app(runtime.settings, runtime)
+    transport = httpx.ASGITransport(app=app, client=(ip or address(), 40_000))
+    return httpx.AsyncClient(transport=transport, base_url="http://t")

@@ -10,9 +10,8 @@ import time
 from custos.config import Settings
 from custos.runtime import Runtime
 from tests.conftest import make_settings
-from tests.factories import Factory, bearer
+from tests.factories import Factory, bearer, client_for
 from tests.processes import private_redis
-from tests.rate_limit.test_limits import client_for
 
 BASE = "/api/v1/customers"
 

@@ -4,32 +4,19 @@ response; 429 as problem+json naming the limit, with Retry-After."""
 from __future__ import annotations
 
 import asyncio
-import secrets
 from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
 import pytest
 
-from custos.app import create_app
 from custos.auth.scopes import Role
 from custos.config import Settings
 from custos.runtime import Runtime
 from tests.conftest import make_settings
-from tests.factories import Factory, access_token, bearer
+from tests.factories import Factory, access_token, bearer, client_for
 
 HEADERS = ("x-ratelimit-limit", "x-ratelimit-remaining", "x-ratelimit-reset")
-
-
-def address() -> str:
-    # Random documentation-range addresses: counters on Redis outlive a test.
-    return f"2001:db8::{secrets.token_hex(2)}:{secrets.token_hex(2)}"
-
-
-def client_for(runtime: Runtime, ip: str | None = None) -> httpx.AsyncClient:
-    app = create_app(runtime.settings, runtime)
-    transport = httpx.ASGITransport(app=app, client=(ip or address(), 40_000))
-    return httpx.AsyncClient(transport=transport, base_url="http://t")
 
 
 @pytest.fixture

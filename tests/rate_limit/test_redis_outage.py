@@ -14,9 +14,8 @@ import pytest
 from custos.config import Settings
 from custos.runtime import Runtime
 from tests.conftest import make_settings
-from tests.factories import Factory, bearer
+from tests.factories import Factory, bearer, client_for
 from tests.processes import RedisServer, private_redis
-from tests.rate_limit.test_limits import client_for
 
 RESUME_BOUND_SECONDS = 5.0
 
@@ -77,6 +76,7 @@ class TestKilled:
                 await asyncio.sleep(0.1)
             resumed_after = time.monotonic() - returned
             after = await statuses(client, fresh, 12)
+            counting_in_redis = runtime_on.traffic.limiter.shared
             metrics_up = (await client.get("/metrics")).text
 
         print(f"limits counted in Redis again {resumed_after:.2f} s after it returned")
@@ -89,6 +89,7 @@ class TestKilled:
         assert "custos_redis_up 0.0" in metrics_down
         assert 'custos_redis_errors_total{component="rate_limit"}' in metrics_down
         assert resumed_after < RESUME_BOUND_SECONDS
+        assert counting_in_redis
         # Counted in Redis again, across whatever the fresh key had spent while resuming.
         assert after.count(429) >= 2
         assert set(after) <= {200, 429}

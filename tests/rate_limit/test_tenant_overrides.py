@@ -10,8 +10,7 @@ import pytest
 from custos.config import Settings
 from custos.runtime import Runtime
 from tests.conftest import make_settings
-from tests.factories import Factory, access_token, bearer
-from tests.rate_limit.test_limits import client_for
+from tests.factories import Factory, access_token, bearer, client_for
 
 
 @pytest.fixture
