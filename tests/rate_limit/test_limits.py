@@ -241,6 +241,34 @@ class TestLimits:
         assert "x-ratelimit-limit" not in answers[-1].headers
 
 
+class TestSignIn:
+    async def test_sign_in_answers_show_the_stricter_sign_in_limit(
+        self, settings: Settings, factory: Factory
+    ) -> None:
+        tenant = await factory.tenant()
+        runtime = Runtime.build(
+            make_settings(
+                settings.database_url, rate_limit_per_ip="8/minute", login_rate_per_ip="3/minute"
+            )
+        )
+        await runtime.start()
+        try:
+            async with client_for(runtime) as client:
+                attempts = [
+                    await client.post(
+                        "/api/v1/auth/login",
+                        json={"email": tenant.admin.email, "password": "wrong-password"},
+                    )
+                    for _ in range(4)
+                ]
+        finally:
+            await runtime.stop()
+        assert [r.status_code for r in attempts] == [401, 401, 401, 429]
+        assert [limit_headers(r)["x-ratelimit-limit"] for r in attempts] == [3, 3, 3, 3]
+        assert [limit_headers(r)["x-ratelimit-remaining"] for r in attempts] == [2, 1, 0, 0]
+        assert_refusal(attempts[-1], "sign_in")
+
+
 class TestKeyLimits:
     async def test_set_at_creation_shown_and_changed_by_update(
         self, limited: Runtime, factory: Factory, client: httpx.AsyncClient

@@ -47,6 +47,8 @@ _WHO = {
     "user": "this user",
     "api_key": "this API key",
     "tenant": "this tenant",
+    "sign_in": "sign-in attempts from your address",
+    "account": "failed sign-ins to this account",
 }
 
 
@@ -66,6 +68,13 @@ class RequestTraffic:
 
 
 current_traffic: ContextVar[RequestTraffic | None] = ContextVar("custos_traffic", default=None)
+
+
+def note_limit(decision: Decision) -> None:
+    """Tell the response about a limit counted elsewhere (the sign-in throttle)."""
+    traffic = current_traffic.get()
+    if traffic is not None:
+        traffic.note(decision)
 
 
 class TrafficGate:
