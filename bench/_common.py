@@ -108,6 +108,25 @@ def free_port() -> int:
 # -- database --------------------------------------------------------------------------------
 
 
+UNREACHABLE_LIMIT = "1000000000/minute"
+LIMIT_SETTINGS = (
+    "rate_limit_global",
+    "rate_limit_per_ip",
+    "rate_limit_per_user",
+    "rate_limit_plan_starter",
+    "rate_limit_plan_pro",
+    "rate_limit_plan_enterprise",
+    "login_rate_per_ip",
+)
+# Settings a server subprocess is given from the benchmark's Settings, besides the above.
+_PASSED_ON = (
+    "rate_limits_enabled",
+    "usage_metering_enabled",
+    "cache_enabled",
+    *LIMIT_SETTINGS,
+)
+
+
 def bench_settings(database_url: str, **overrides: Any) -> Settings:
     """Settings as the test suite makes them, with a secret generated for this run."""
     values: dict[str, Any] = {
@@ -117,6 +136,9 @@ def bench_settings(database_url: str, **overrides: Any) -> Settings:
         "redis_url": os.environ.get("REDIS_URL") or None,
         "password_hash_profile": "fast",
         "log_level": "WARNING",
+        # Limits on (their cost is part of every figure) but far above any load we drive:
+        # a 429 is not a measurement.
+        **dict.fromkeys(LIMIT_SETTINGS, UNREACHABLE_LIMIT),
     }
     values.update(overrides)
     return Settings(**values)
@@ -135,6 +157,7 @@ def settings_env(settings: Settings) -> dict[str, str]:
             "CUSTOS_ENVIRONMENT": settings.environment,
             "CUSTOS_PASSWORD_HASH_PROFILE": settings.password_hash_profile,
             "CUSTOS_LOG_LEVEL": settings.log_level,
+            **{f"CUSTOS_{name.upper()}": str(getattr(settings, name)) for name in _PASSED_ON},
         }
     )
     if settings.redis_url:

@@ -762,6 +762,9 @@ def _server_env(settings: Settings, seeded: Seeded, workdir: Path, kind: str) ->
             "BENCH_DSN": plain_dsn(settings),
             "BENCH_TENANT_ID": seeded.tenant_id,
             "BENCH_DB_ROLE": settings.db_runtime_role,
+            # The baselines have no cache: this compares the database paths (bench/traffic.py
+            # measures the read cache).
+            "CUSTOS_CACHE_ENABLED": "false",
             # The workers merge metrics through this directory, as `custos serve` sets up;
             # a fresh one per start, as prometheus_client's multiprocess mode needs.
             "PROMETHEUS_MULTIPROC_DIR": tempfile.mkdtemp(prefix=f"metrics-{kind}-", dir=workdir),
