@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections import OrderedDict
 from collections.abc import Iterable
 from contextvars import ContextVar
 from dataclasses import dataclass
@@ -33,7 +34,7 @@ from custos.exceptions import CustosError, TooManyRequests
 from custos.kit.context import request_context
 from custos.kit.crypto import derive_key, keyed_hash
 from custos.observability import RATE_LIMIT_REFUSALS
-from custos.rate_limit.limiter import Decision, LeasedLimiter
+from custos.rate_limit.limiter import Counter, Decision, LeasedLimiter
 from custos.rate_limit.policy import LimitPolicy, describe
 from custos.usage.meter import UsageMeter
 
@@ -52,19 +53,25 @@ _WHO = {
 }
 
 
+# How many principals, tenants and addresses keep their counters between requests.
+MAX_CACHED = 50_000
+
+
 @dataclass(slots=True)
 class RequestTraffic:
     principal: Principal | None = None
-    tightest: Decision | None = None
+    # The tightest limit so far: (limit, remaining, reset at, allowed).
+    tightest: tuple[int, int, float, bool] | None = None
     address_checked: bool = False
 
-    def note(self, decision: Decision) -> None:
+    def note(self, limit: int, remaining: int, reset_at: float, allowed: bool) -> None:
         current = self.tightest
-        if current is None or (decision.remaining, decision.limit) < (
-            current.remaining,
-            current.limit,
+        if (
+            current is None
+            or remaining < current[1]
+            or (remaining == current[1] and limit < current[0])
         ):
-            self.tightest = decision
+            self.tightest = (limit, remaining, reset_at, allowed)
 
 
 current_traffic: ContextVar[RequestTraffic | None] = ContextVar("custos_traffic", default=None)
@@ -74,7 +81,7 @@ def note_limit(decision: Decision) -> None:
     """Tell the response about a limit counted elsewhere (the sign-in throttle)."""
     traffic = current_traffic.get()
     if traffic is not None:
-        traffic.note(decision)
+        traffic.note(decision.limit, decision.remaining, decision.reset_at, decision.allowed)
 
 
 class TrafficGate:
@@ -87,6 +94,12 @@ class TrafficGate:
         self.meter = meter
         # Addresses are personal data: counted under a keyed hash.
         self._address_key = derive_key(settings.secret_key.get_secret_value(), "rate-limit-ip")
+        self._global = [limiter.counter("global", i, "all") for i in self.policy.global_items]
+        # Counters kept between requests, so the hot path builds no keys and shares each
+        # tenant's counter among its callers.
+        self._callers: dict[str, tuple[Principal, list[Counter]]] = {}
+        self._tenants: dict[tuple[str, tuple[RateLimitItem, ...]], list[Counter]] = {}
+        self._addresses: OrderedDict[str, list[Counter]] = OrderedDict()
 
     # -- the three checkpoints --------------------------------------------------------------
 
@@ -97,11 +110,13 @@ class TrafficGate:
         if not self.enabled:
             return traffic, None
         if scope["path"] in EXEMPT_PATHS:
-            for item in self.policy.global_items:
-                traffic.note(self.limiter.peek("global", item, "all"))
+            shared = self.limiter.shared
+            for counter in self._global:
+                d = counter.decision(True, shared)
+                traffic.note(d.limit, d.remaining, d.reset_at, True)
             return traffic, None
         try:
-            await self._spend(traffic, "global", self.policy.global_items, "all")
+            await self._spend(traffic, self._global)
         except CustosError as refused:
             return traffic, refused
         return traffic, None
@@ -116,35 +131,36 @@ class TrafficGate:
             return
         traffic.address_checked = True
         ip = request_context.get().ip or "unknown"
-        await self._spend(traffic, "ip", self.policy.ip_items, keyed_hash(self._address_key, ip))
+        counters = self._addresses.get(ip)
+        if counters is None:
+            hashed = keyed_hash(self._address_key, ip)
+            counters = [self.limiter.counter("ip", i, hashed) for i in self.policy.ip_items]
+            self._addresses[ip] = counters
+            if len(self._addresses) > MAX_CACHED:
+                self._addresses.popitem(last=False)
+        else:
+            self._addresses.move_to_end(ip)
+        await self._spend(traffic, counters)
 
     async def principal(self, principal: Principal) -> None:
         traffic = current_traffic.get()
         if traffic is None:
             return  # not an HTTP request through the middleware
         traffic.principal = principal
-        if not self.enabled:
-            return
-        scope, items = self.policy.caller_items(principal)
-        await self._spend(traffic, scope, items, principal.id)
-        tenant_items = self.policy.tenant_items(principal.tenant_plan, principal.tenant_rate_limits)
-        await self._spend(traffic, "tenant", tenant_items, principal.tenant_id)
+        if self.enabled:
+            await self._spend(traffic, self._counters_of(principal))
 
     # -- on the way out ---------------------------------------------------------------------
 
     def response_headers(self, traffic: RequestTraffic) -> list[tuple[bytes, bytes]]:
-        decision = traffic.tightest
-        if decision is None:
+        tightest = traffic.tightest
+        if tightest is None:
             return []
-        now = time.time()
-        reset = (
-            decision.retry_after(now)
-            if not decision.allowed
-            else max(0, math.ceil(decision.reset_at - now))
-        )
+        limit, remaining, reset_at, allowed = tightest
+        reset = max(1 if not allowed else 0, math.ceil(reset_at - time.time()))
         return [
-            (b"x-ratelimit-limit", str(decision.limit).encode()),
-            (b"x-ratelimit-remaining", str(max(0, decision.remaining)).encode()),
+            (b"x-ratelimit-limit", str(limit).encode()),
+            (b"x-ratelimit-remaining", str(remaining).encode()),
             (b"x-ratelimit-reset", str(reset).encode()),
         ]
 
@@ -176,19 +192,43 @@ class TrafficGate:
 
     # -- internals --------------------------------------------------------------------------
 
-    async def _spend(
-        self,
-        traffic: RequestTraffic,
-        scope: str,
-        items: Iterable[RateLimitItem],
-        identifier: str,
-    ) -> None:
-        for item in items:
-            decision = await self.limiter.take(scope, item, identifier)
-            traffic.note(decision)
-            if not decision.allowed:
-                RATE_LIMIT_REFUSALS.labels(scope).inc()
-                raise refusal(decision)
+    def _counters_of(self, principal: Principal) -> list[Counter]:
+        """The caller's own counters, then its tenant's, kept per principal."""
+        cached = self._callers.get(principal.id)
+        if cached is not None:
+            known = cached[0]
+            if known is principal or (
+                known.rate_limits == principal.rate_limits
+                and known.tenant_plan == principal.tenant_plan
+                and known.tenant_rate_limits == principal.tenant_rate_limits
+            ):
+                return cached[1]
+        scope, items = self.policy.caller_items(principal)
+        own = [self.limiter.counter(scope, item, principal.id) for item in items]
+        tenant_items = self.policy.tenant_items(principal.tenant_plan, principal.tenant_rate_limits)
+        tenant_key = (principal.tenant_id, tenant_items)
+        tenant = self._tenants.get(tenant_key)
+        if tenant is None:
+            if len(self._tenants) >= MAX_CACHED:
+                self._tenants.clear()
+            tenant = self._tenants[tenant_key] = [
+                self.limiter.counter("tenant", item, principal.tenant_id) for item in tenant_items
+            ]
+        if len(self._callers) >= MAX_CACHED:
+            self._callers.clear()
+        counters = own + tenant
+        self._callers[principal.id] = (principal, counters)
+        return counters
+
+    async def _spend(self, traffic: RequestTraffic, counters: Iterable[Counter]) -> None:
+        for counter in counters:
+            allowed, shared = await self.limiter.take(counter)
+            window = counter.windows[0 if shared else 1]
+            remaining = window.remaining if allowed else 0
+            traffic.note(counter.amount, remaining, window.reset_at, allowed)
+            if not allowed:
+                RATE_LIMIT_REFUSALS.labels(counter.scope).inc()
+                raise refusal(counter.decision(False, shared))
 
 
 def refusal(decision: Decision) -> TooManyRequests:

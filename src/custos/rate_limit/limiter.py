@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import math
 import time
-from collections import OrderedDict
 from dataclasses import dataclass
 
 from limits import RateLimitItem
@@ -35,7 +34,6 @@ LEASE_SECONDS = 1.0
 LEASE_MAX = 256
 LEASE_SHARE = 32
 REFUSAL_RECHECK_SECONDS = 1.0
-MAX_WINDOWS = 100_000
 # A lease that cannot be had in this many tries (other processes took what was left
 # between our look and our hit) is treated as a refusal.
 LEASE_ATTEMPTS = 3
@@ -59,7 +57,7 @@ class Decision:
 
 
 class _Window:
-    """This process's view of one limit for one identifier."""
+    """This process's view of one counter in one store."""
 
     __slots__ = (
         "demand",
@@ -82,13 +80,26 @@ class _Window:
         self.last_demand = 0
         self.period_start = 0.0
 
-    def count(self, now: float, period: float) -> None:
-        elapsed = now - self.period_start
-        if elapsed >= period:
-            self.last_demand = self.demand if elapsed < 2 * period else 0
-            self.demand = 0
-            self.period_start = now
-        self.demand += 1
+
+class Counter:
+    """One limit for one identifier (a tenant, a key, an address, everyone). Callers keep
+    these (the gate caches them per principal), so the hot path builds no keys."""
+
+    __slots__ = ("amount", "ids", "item", "period", "scope", "windows")
+
+    def __init__(self, scope: str, item: RateLimitItem, ids: tuple[str, ...]) -> None:
+        self.scope = scope
+        self.item = item
+        self.ids = ids
+        self.amount = int(item.amount)
+        self.period = min(LEASE_SECONDS, item.get_expiry() / 10)
+        # [shared store, memory]: counted apart, so falling back does not mix the two.
+        self.windows = (_Window(self.amount), _Window(self.amount))
+
+    def decision(self, allowed: bool, shared: bool) -> Decision:
+        window = self.windows[0 if shared else 1]
+        remaining = window.remaining if allowed else 0
+        return Decision(allowed, self.scope, self.item, remaining, window.reset_at)
 
 
 class StoreUnavailable(ServiceUnavailable):
@@ -111,9 +122,8 @@ class LeasedLimiter:
         self._shared = SlidingWindowCounterRateLimiter(shared) if shared is not None else None
         self._local = SlidingWindowCounterRateLimiter(MemoryStorage())
         self._health = health
-        self._namespace = namespace
+        self.namespace = namespace
         self._fail_open = fail_open
-        self._windows: OrderedDict[tuple[bool, str], _Window] = OrderedDict()
         if health is not None:
             health.on_recovery(self._forget_local)
 
@@ -122,50 +132,49 @@ class LeasedLimiter:
         """True while counting in the shared store."""
         return self._shared is not None and (self._health is None or self._health.up)
 
-    async def take(self, scope: str, item: RateLimitItem, identifier: str) -> Decision:
-        """Spend one request of `item` for `identifier`."""
-        shared = self.shared
-        if self._shared is not None and not shared and not self._fail_open:
+    def counter(self, scope: str, item: RateLimitItem, identifier: str) -> Counter:
+        return Counter(scope, item, (self.namespace, scope, identifier))
+
+    async def take(self, counter: Counter) -> tuple[bool, bool]:
+        """Spend one request; returns (allowed, counted in the shared store). The counter's
+        window in that store says where the caller stands (Counter.decision)."""
+        shared = self._shared is not None and (self._health is None or self._health.up)
+        if not shared and self._shared is not None and not self._fail_open:
             raise StoreUnavailable()
-        ids = (self._namespace, scope, identifier)
-        window = self._window(shared, item, ids)
+        window = counter.windows[0 if shared else 1]
         now = time.monotonic()
-        period = _lease_seconds(item)
-        window.count(now, period)
+        if now - window.period_start >= counter.period:
+            elapsed = now - window.period_start
+            window.last_demand = window.demand if elapsed < 2 * counter.period else 0
+            window.demand = 0
+            window.period_start = now
+        window.demand += 1
         if window.refused_until > now:
-            return Decision(False, scope, item, 0, window.reset_at)
+            return False, shared
         if window.tokens > 0 and now < window.lease_until:
             window.tokens -= 1
-            window.remaining = max(0, window.remaining - 1)
-            return Decision(True, scope, item, window.remaining, window.reset_at)
+            if window.remaining > 0:
+                window.remaining -= 1
+            return True, shared
         limiter = self._shared if shared and self._shared is not None else self._local
         try:
-            return await self._lease(limiter, window, scope, item, ids, now, period)
+            return await self._lease(limiter, counter, window, now), shared
         except Exception as exc:
             if not shared or self._health is None:
                 raise
             self._health.failed("rate_limit", exc)
             if not self._fail_open:
                 raise StoreUnavailable() from None
-            return await self.take(scope, item, identifier)
-
-    def peek(self, scope: str, item: RateLimitItem, identifier: str) -> Decision:
-        """Where `identifier` stands, from what this process knows, without spending."""
-        window = self._windows.get((self.shared, item.key_for(self._namespace, scope, identifier)))
-        if window is None:
-            return Decision(True, scope, item, int(item.amount), time.time())
-        return Decision(True, scope, item, window.remaining, window.reset_at)
+            return await self.take(counter)
 
     async def _lease(
         self,
         limiter: SlidingWindowCounterRateLimiter,
+        counter: Counter,
         window: _Window,
-        scope: str,
-        item: RateLimitItem,
-        ids: tuple[str, ...],
         now: float,
-        period: float,
-    ) -> Decision:
+    ) -> bool:
+        item, ids = counter.item, counter.ids
         expiry = item.get_expiry()
         for _ in range(LEASE_ATTEMPTS):
             stats = await limiter.get_window_stats(item, *ids)
@@ -180,33 +189,16 @@ class LeasedLimiter:
             if await limiter.hit(item, *ids, cost=size):
                 lapsed = time.monotonic() >= window.lease_until
                 window.tokens = size - 1 if lapsed else window.tokens + size - 1
-                window.lease_until = now + period
+                window.lease_until = now + counter.period
                 window.remaining = left - 1
-                return Decision(True, scope, item, window.remaining, window.reset_at)
+                return True
         window.tokens = 0
         window.remaining = 0
         wait = max(0.0, window.reset_at - time.time())
         window.refused_until = now + min(REFUSAL_RECHECK_SECONDS, wait)
-        return Decision(False, scope, item, 0, window.reset_at)
-
-    def _window(self, shared: bool, item: RateLimitItem, ids: tuple[str, ...]) -> _Window:
-        key = (shared, item.key_for(*ids))
-        window = self._windows.get(key)
-        if window is None:
-            window = self._windows[key] = _Window(int(item.amount))
-            if len(self._windows) > MAX_WINDOWS:
-                # The oldest untouched window goes; at worst its unspent lease is lost.
-                self._windows.popitem(last=False)
-        else:
-            self._windows.move_to_end(key)
-        return window
+        return False
 
     async def _forget_local(self) -> None:
-        """Back on the shared store: what was counted in memory meanwhile is moot."""
-        for key in [k for k in self._windows if not k[0]]:
-            del self._windows[key]
+        """Back on the shared store: what was counted in memory meanwhile is moot. (The
+        memory windows of live counters are left to lapse; their leases last a second.)"""
         await self._local.storage.reset()
-
-
-def _lease_seconds(item: RateLimitItem) -> float:
-    return min(LEASE_SECONDS, item.get_expiry() / 10)
