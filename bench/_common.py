@@ -27,7 +27,12 @@ from pathlib import Path
 from types import FrameType
 from typing import IO, Any
 
-from custos.config import Settings
+from custos.api_key import service as key_service
+from custos.api_key.schemas import ApiKeyCreate
+from custos.config import RATE_LIMIT_SETTINGS, Settings
+from custos.runtime import Runtime
+from custos.tenant import service as tenant_service
+from custos.tenant.schemas import TenantCreate
 
 HOST = "127.0.0.1"  # benchmarks only ever bind and drive the loopback interface
 WRK_INSTALL_HINT = (
@@ -109,21 +114,12 @@ def free_port() -> int:
 
 
 UNREACHABLE_LIMIT = "1000000000/minute"
-LIMIT_SETTINGS = (
-    "rate_limit_global",
-    "rate_limit_per_ip",
-    "rate_limit_per_user",
-    "rate_limit_plan_starter",
-    "rate_limit_plan_pro",
-    "rate_limit_plan_enterprise",
-    "login_rate_per_ip",
-)
 # Settings a server subprocess is given from the benchmark's Settings, besides the above.
 _PASSED_ON = (
     "rate_limits_enabled",
     "usage_metering_enabled",
     "cache_enabled",
-    *LIMIT_SETTINGS,
+    *RATE_LIMIT_SETTINGS,
 )
 
 
@@ -138,7 +134,7 @@ def bench_settings(database_url: str, **overrides: Any) -> Settings:
         "log_level": "WARNING",
         # Limits on (their cost is part of every figure) but far above any load we drive:
         # a 429 is not a measurement.
-        **dict.fromkeys(LIMIT_SETTINGS, UNREACHABLE_LIMIT),
+        **dict.fromkeys(RATE_LIMIT_SETTINGS, UNREACHABLE_LIMIT),
     }
     values.update(overrides)
     return Settings(**values)
@@ -163,6 +159,24 @@ def settings_env(settings: Settings) -> dict[str, str]:
     if settings.redis_url:
         env["REDIS_URL"] = settings.redis_url
     return env
+
+
+async def new_tenant_and_key(
+    runtime: Runtime, scopes: list[str], *, rate_limits: dict[str, int] | None = None
+) -> tuple[str, str]:
+    """A tenant and an API key of it (id, secret), made through the services as the API
+    would."""
+    slug = f"bench-{secrets.token_hex(4)}"
+    async with runtime.db.transaction(system=True) as session:
+        tenant = await tenant_service.create(
+            runtime, session, None, TenantCreate(name=f"Bench {slug}", slug=slug)
+        )
+    body = ApiKeyCreate.model_validate(
+        {"name": "bench", "scopes": scopes, "rate_limits": rate_limits}
+    )
+    async with runtime.db.transaction(system=True) as session:
+        issued = await key_service.create(runtime, session, None, tenant.id, body)
+    return tenant.id, issued.secret
 
 
 # -- HTTP ------------------------------------------------------------------------------------

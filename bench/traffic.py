@@ -25,7 +25,6 @@ import asyncio
 import json
 import platform
 import random
-import secrets
 import sys
 import time
 from collections.abc import Callable
@@ -34,20 +33,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import uvicorn
-from fastapi import APIRouter
-
 from _common import (
-    HOST,
     BenchError,
     Server,
     WrkResult,
     bench_settings,
-    die_with_parent,
     exit_cleanly_on_sigterm,
     free_port,
     http_request,
     median,
+    new_tenant_and_key,
     process_tree_cpu_seconds,
     require_wrk,
     run_wrk,
@@ -56,56 +51,22 @@ from _common import (
     wait_until_idle,
     wrk_script,
 )
-from custos.api_key import service as key_service
-from custos.api_key.schemas import ApiKeyCreate
-from custos.app import create_app
-from custos.auth.dependencies import Authenticated
+from auth import AUTHED_PATH, serve
 from custos.auth.scopes import ROLE_SCOPES, Role
 from custos.auth.verifier import Verifier
 from custos.config import Settings
 from custos.customer import service as customer_service
 from custos.customer.schemas import CustomerCreate
-from custos.kit.routing import CustosRoute
 from custos.kit.scratch import throwaway_database
 from custos.migrate import upgrade
 from custos.observability import configure_logging
 from custos.runtime import Runtime
-from custos.tenant import service as tenant_service
-from custos.tenant.schemas import TenantCreate
 
 RATIO_TARGET = 0.85
-AUTHED_PATH = "/bench/authed"
+# bench/auth.py's no-op behind authentication: what traffic control costs, undiluted.
 CUSTOMERS_PATH = "/api/v1/customers"
 # Far above the load: the key's own limits are checked on every request, never reached.
 KEY_LIMITS = {"per_minute": 1_000_000_000, "per_hour": 1_000_000_000}
-
-
-# -- the server side -------------------------------------------------------------------------
-
-
-def serve(port: int) -> None:
-    """Runs in the subprocess: the real app, plus an authenticated no-op route (as in
-    bench/auth.py), so the figure is what traffic control costs, not a database read."""
-    die_with_parent()
-    app = create_app(Settings())
-    router = APIRouter(route_class=CustosRoute)
-
-    # Authenticated must be a module global: FastAPI resolves these (postponed) annotations
-    # there, and an unresolved one silently becomes a query parameter.
-    @router.get(AUTHED_PATH)
-    async def bench_authed(principal: Authenticated) -> dict[str, bool]:
-        return {"ok": bool(principal.id)}
-
-    app.include_router(router)
-    uvicorn.run(
-        app,
-        host=HOST,
-        port=port,
-        workers=1,
-        log_level="warning",
-        access_log=False,
-        server_header=False,
-    )
 
 
 # -- setup -----------------------------------------------------------------------------------
@@ -125,29 +86,13 @@ async def _seed(settings: Settings, customers: int) -> Seeded:
     runtime = Runtime.build(settings)
     await runtime.start()
     try:
-        slug = f"bench-{secrets.token_hex(4)}"
-        async with runtime.db.transaction(system=True) as session:
-            tenant = await tenant_service.create(
-                runtime, session, None, TenantCreate(name=f"Bench {slug}", slug=slug)
-            )
-        async with runtime.db.transaction(system=True) as session:
-            issued = await key_service.create(
-                runtime,
-                session,
-                None,
-                tenant.id,
-                ApiKeyCreate.model_validate(
-                    {
-                        "name": "bench",
-                        "scopes": sorted(ROLE_SCOPES[Role.admin]),
-                        "rate_limits": KEY_LIMITS,
-                    }
-                ),
-            )
-        actor = await Verifier(runtime).authenticate(issued.secret)
+        tenant_id, secret = await new_tenant_and_key(
+            runtime, sorted(ROLE_SCOPES[Role.admin]), rate_limits=KEY_LIMITS
+        )
+        actor = await Verifier(runtime).authenticate(secret)
         ids: list[str] = []
         for offset in range(0, customers, 500):
-            async with runtime.db.transaction(tenant_id=tenant.id) as session:
+            async with runtime.db.transaction(tenant_id=tenant_id) as session:
                 for n in range(offset, min(customers, offset + 500)):
                     body = CustomerCreate(
                         full_name=f"Customer {n}",
@@ -158,7 +103,7 @@ async def _seed(settings: Settings, customers: int) -> Seeded:
                     ids.append((await customer_service.create(session, actor, body)).id)
     finally:
         await runtime.stop()
-    return Seeded(issued.secret, ids, time.monotonic() - started)
+    return Seeded(secret, ids, time.monotonic() - started)
 
 
 # -- servers ---------------------------------------------------------------------------------
@@ -518,7 +463,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main() -> int:
     args = parse_args()
     if args.serve is not None:
-        serve(args.serve)
+        serve(args.serve)  # bench/auth.py's app: the real one plus no-op routes
         return 0
     require_wrk()  # fail before the setup work, not after it
     exit_cleanly_on_sigterm()

@@ -21,7 +21,7 @@ from typing import Any
 import httpx
 import pytest
 
-from custos.config import Settings
+from custos.config import RATE_LIMIT_SETTINGS, Settings
 
 
 def free_port() -> int:
@@ -42,16 +42,7 @@ def server_env(settings: Settings, **overrides: str) -> dict[str, str]:
         "CUSTOS_PASSWORD_HASH_PROFILE": "fast",
         "CUSTOS_LOG_LEVEL": "WARNING",
     }
-    for name in (
-        "login_rate_per_ip",
-        "login_failures_per_account",
-        "rate_limit_global",
-        "rate_limit_per_ip",
-        "rate_limit_per_user",
-        "rate_limit_plan_starter",
-        "rate_limit_plan_pro",
-        "rate_limit_plan_enterprise",
-    ):
+    for name in RATE_LIMIT_SETTINGS:
         env[f"CUSTOS_{name.upper()}"] = str(getattr(settings, name))
     env.pop("CUSTOS_REDIS_URL", None)
     env.update(overrides)

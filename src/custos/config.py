@@ -22,6 +22,18 @@ MIN_SECRET_KEY_LENGTH = 32
 
 Environment = Literal["development", "test", "production"]
 
+# The settings that hold rate limits in the `limits` notation.
+RATE_LIMIT_SETTINGS = (
+    "rate_limit_global",
+    "rate_limit_per_ip",
+    "rate_limit_per_user",
+    "rate_limit_plan_starter",
+    "rate_limit_plan_pro",
+    "rate_limit_plan_enterprise",
+    "login_rate_per_ip",
+    "login_failures_per_account",
+)
+
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
@@ -106,16 +118,7 @@ class Settings(BaseSettings):
             return [part.strip() for part in value.split(",") if part.strip()]
         return value
 
-    @field_validator(
-        "rate_limit_global",
-        "rate_limit_per_ip",
-        "rate_limit_per_user",
-        "rate_limit_plan_starter",
-        "rate_limit_plan_pro",
-        "rate_limit_plan_enterprise",
-        "login_rate_per_ip",
-        "login_failures_per_account",
-    )
+    @field_validator(*RATE_LIMIT_SETTINGS)
     @classmethod
     def _valid_limits(cls, value: str) -> str:
         from limits import parse_many

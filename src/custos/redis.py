@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 import structlog
 from redis.asyncio import Redis
@@ -21,15 +22,7 @@ PROBE_SECONDS = 0.5
 
 def create_redis(settings: Settings) -> Redis | None:
     """None on the embedded default: callers fall back to in-process equivalents."""
-    if not settings.redis_url:
-        return None
-    return Redis.from_url(
-        settings.redis_url,
-        socket_connect_timeout=1.0,
-        socket_timeout=1.0,
-        health_check_interval=5,
-        decode_responses=False,
-    )
+    return _client(settings, timeout=1.0)
 
 
 def create_traffic_redis(settings: Settings) -> Redis | None:
@@ -37,15 +30,20 @@ def create_traffic_redis(settings: Settings) -> Redis | None:
     retries (ten, with backoff) would hold a request for seconds while Redis is down; here a
     call retries once (a connection dropped by a Redis restart) and then gives up, and
     RedisHealth keeps the next requests from trying until a probe succeeds."""
+    return _client(settings, timeout=0.5, retry=Retry(NoBackoff(), 1))
+
+
+def _client(settings: Settings, *, timeout: float, retry: Retry | None = None) -> Redis | None:
     if not settings.redis_url:
         return None
+    options: dict[str, Any] = {"retry": retry} if retry is not None else {}
     return Redis.from_url(
         settings.redis_url,
-        socket_connect_timeout=0.5,
-        socket_timeout=0.5,
+        socket_connect_timeout=timeout,
+        socket_timeout=timeout,
         health_check_interval=5,
         decode_responses=False,
-        retry=Retry(NoBackoff(), 1),
+        **options,
     )
 
 

@@ -5,11 +5,13 @@ Each process takes permission from the shared counter in small leases: `limits`'
 a cost of n reserves n requests at once, which the process then spends locally. A lease is
 sized to what this process used in the last lease period, never more than 1/32 of what the
 window has left nor LEASE_MAX, and lapses after LEASE_SECONDS (a tenth of a short window):
-a busy limit costs a few round trips a second, a quiet one one per request, and close to
+a busy limit costs a round trip or two a second, a quiet one one per request, and close to
 its end every lease is a single request, so the total allowed stays within a request or
 two of the limit however many processes share it. Reservations that lapse unused were
-counted without being served, so the error is on the safe side. A refusal is remembered
-for up to a second, so a client hammering a spent limit costs nothing.
+counted without being served, so the error is on the safe side. Far from the end of the
+window a lease is one round trip (the reservation); nearer, the window is looked at first.
+Concurrent requests share the lease being taken. A refusal is remembered for up to a
+second, so a client hammering a spent limit costs nothing.
 
 When Redis fails, RedisHealth marks it down and, failing open, this process counts in
 memory instead (each process then enforces the limits on its own share of the traffic,
@@ -19,6 +21,7 @@ Redis answers again.
 
 from __future__ import annotations
 
+import asyncio
 import math
 import time
 from dataclasses import dataclass
@@ -31,9 +34,13 @@ from custos.exceptions import ServiceUnavailable
 from custos.redis import RedisHealth
 
 LEASE_SECONDS = 1.0
-LEASE_MAX = 256
+LEASE_MAX = 2048
 LEASE_SHARE = 32
 REFUSAL_RECHECK_SECONDS = 1.0
+# A lease is taken without looking at the window first while the last look is this recent
+# and the window had at least this many leases' worth left.
+LOOK_AGAIN_SECONDS = 2.0
+FAR_FROM_THE_END = 64
 # A lease that cannot be had in this many tries (other processes took what was left
 # between our look and our hit) is treated as a refusal.
 LEASE_ATTEMPTS = 3
@@ -63,10 +70,13 @@ class _Window:
         "demand",
         "last_demand",
         "lease_until",
+        "leasing",
+        "looked_at",
         "period_start",
         "refused_until",
         "remaining",
         "reset_at",
+        "shared_left",
         "tokens",
     )
 
@@ -74,11 +84,19 @@ class _Window:
         self.tokens = 0
         self.lease_until = 0.0
         self.refused_until = 0.0
+        # What the caller has left: the store's count at our last lease, less what this
+        # process spent since.
         self.remaining = amount
         self.reset_at = 0.0
+        # The store's count after our last lease, and when the store was last looked at.
+        self.shared_left = 0
+        self.looked_at = -1e9
         self.demand = 0
         self.last_demand = 0
         self.period_start = 0.0
+        # The lease being taken, which concurrent requests wait for instead of taking their
+        # own (a burst on an empty lease would otherwise send one per request).
+        self.leasing: asyncio.Future[bool | None] | None = None
 
 
 class Counter:
@@ -149,16 +167,29 @@ class LeasedLimiter:
             window.demand = 0
             window.period_start = now
         window.demand += 1
-        if window.refused_until > now:
-            return False, shared
-        if window.tokens > 0 and now < window.lease_until:
-            window.tokens -= 1
-            if window.remaining > 0:
-                window.remaining -= 1
-            return True, shared
+        while True:
+            if window.refused_until > now:
+                return False, shared
+            if window.tokens > 0 and now < window.lease_until:
+                window.tokens -= 1
+                if window.remaining > 0:
+                    window.remaining -= 1
+                return True, shared
+            if window.leasing is None:
+                break
+            # Another request is taking a lease: share it rather than take one more.
+            outcome = await asyncio.shield(window.leasing)
+            if outcome is False:
+                return False, shared
+            if outcome is None:  # that lease failed: start over (the store may be down now)
+                return await self.take(counter)
+            now = time.monotonic()
         limiter = self._shared if shared and self._shared is not None else self._local
+        leasing: asyncio.Future[bool | None] = asyncio.get_running_loop().create_future()
+        window.leasing = leasing
+        allowed: bool | None = None
         try:
-            return await self._lease(limiter, counter, window, now), shared
+            allowed = await self._lease(limiter, counter, window, now)
         except Exception as exc:
             if not shared or self._health is None:
                 raise
@@ -166,6 +197,12 @@ class LeasedLimiter:
             if not self._fail_open:
                 raise StoreUnavailable() from None
             return await self.take(counter)
+        finally:
+            # Waiters take from the lease's tokens, see the refusal, or (None: it failed or
+            # was cancelled) start over; never left waiting.
+            window.leasing = None
+            leasing.set_result(allowed)
+        return allowed, shared
 
     async def _lease(
         self,
@@ -175,28 +212,49 @@ class LeasedLimiter:
         now: float,
     ) -> bool:
         item, ids = counter.item, counter.ids
+        # Enough for what this process used in the last period (or so far in this one).
+        demand = max(window.last_demand, window.demand)
+        if (
+            now - window.looked_at < LOOK_AGAIN_SECONDS
+            and window.shared_left >= FAR_FROM_THE_END * min(demand, LEASE_MAX)
+        ):
+            # Far from the end of the window: reserve without looking first (one round
+            # trip). The store refuses a reservation it cannot honour, whatever we think.
+            size = max(1, min(demand, window.shared_left // LEASE_SHARE, LEASE_MAX))
+            if await limiter.hit(item, *ids, cost=size):
+                window.shared_left -= size
+                self._leased(window, counter, size, now)
+                return True
         expiry = item.get_expiry()
         for _ in range(LEASE_ATTEMPTS):
             stats = await limiter.get_window_stats(item, *ids)
             left = int(stats.remaining)
             wall = time.time()
+            window.looked_at = now
             # An empty window reports "now"; counting starts with this request, so its
             # window ends a full period from now.
             window.reset_at = stats.reset_time if stats.reset_time > wall else wall + expiry
             if left <= 0:
                 break
-            size = max(1, min(window.last_demand, left // LEASE_SHARE, LEASE_MAX))
+            size = max(1, min(demand, left // LEASE_SHARE, LEASE_MAX))
             if await limiter.hit(item, *ids, cost=size):
-                lapsed = time.monotonic() >= window.lease_until
-                window.tokens = size - 1 if lapsed else window.tokens + size - 1
-                window.lease_until = now + counter.period
-                window.remaining = left - 1
+                window.shared_left = left - size
+                self._leased(window, counter, size, now)
                 return True
         window.tokens = 0
         window.remaining = 0
+        window.shared_left = 0
         wait = max(0.0, window.reset_at - time.time())
         window.refused_until = now + min(REFUSAL_RECHECK_SECONDS, wait)
         return False
+
+    @staticmethod
+    def _leased(window: _Window, counter: Counter, size: int, now: float) -> None:
+        lapsed = now >= window.lease_until
+        # This request takes one; the rest are spent locally until the lease lapses.
+        window.tokens = size - 1 if lapsed else window.tokens + size - 1
+        window.lease_until = now + counter.period
+        window.remaining = window.shared_left + window.tokens
 
     async def _forget_local(self) -> None:
         """Back on the shared store: what was counted in memory meanwhile is moot. (The

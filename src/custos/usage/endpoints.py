@@ -1,8 +1,9 @@
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Depends, Query
 from pydantic import AwareDatetime
 
 from custos.api_key import service as api_key_service
@@ -29,26 +30,54 @@ router = APIRouter(route_class=CustosRoute, prefix="/usage", tags=["usage"])
 key_router = APIRouter(route_class=CustosRoute, prefix="/api-keys", tags=["api keys"])
 admin_router = APIRouter(route_class=CustosRoute, prefix="/usage", tags=["platform: usage"])
 
-Since = Annotated[
-    AwareDatetime | None,
-    Query(description="Start (rounded down to the bucket); default 24 hours or 30 days back"),
-]
-Until = Annotated[AwareDatetime | None, Query(description="End (exclusive); default now")]
-Route = Annotated[str | None, Query(max_length=200, description="Only this route template")]
-Method = Annotated[str | None, Query(pattern=r"^[A-Z]{3,7}$", description="Only this method")]
-Status = Annotated[StatusClass | None, Query(description="Only this status class")]
+
+@dataclass(frozen=True)
+class Report:
+    """The query parameters every usage report takes."""
+
+    since: AwareDatetime | None
+    until: AwareDatetime | None
+    granularity: Granularity
+    route: str | None
+    method: str | None
+    status_class: StatusClass | None
+
+    def query(self, group_by: str | None, **where: str | None) -> service.UsageQuery:
+        return service.UsageQuery(
+            since=self.since,
+            until=self.until,
+            granularity=self.granularity,
+            group_by=group_by,
+            where=UsageFilter(
+                route=self.route,
+                method=self.method,
+                status_class=int(self.status_class.value[0]) if self.status_class else None,
+                **where,
+            ),
+        )
 
 
-def _query(
-    since: AwareDatetime | None,
-    until: AwareDatetime | None,
-    granularity: Granularity,
-    group_by: str | None,
-    where: UsageFilter,
-) -> service.UsageQuery:
-    return service.UsageQuery(
-        since=since, until=until, granularity=granularity, group_by=group_by, where=where
-    )
+async def report_parameters(
+    since: Annotated[
+        AwareDatetime | None,
+        Query(description="Start (rounded down to the bucket); default 24 hours or 30 days back"),
+    ] = None,
+    until: Annotated[
+        AwareDatetime | None, Query(description="End (exclusive); default now")
+    ] = None,
+    granularity: Granularity = Granularity.day,
+    route: Annotated[
+        str | None, Query(max_length=200, description="Only this route template")
+    ] = None,
+    method: Annotated[
+        str | None, Query(pattern=r"^[A-Z]{3,7}$", description="Only this method")
+    ] = None,
+    status_class: Annotated[StatusClass | None, Query(description="Only this class")] = None,
+) -> Report:
+    return Report(since, until, granularity, route, method, status_class)
+
+
+ReportParameters = Annotated[Report, Depends(report_parameters)]
 
 
 @router.get(
@@ -60,25 +89,13 @@ async def tenant_usage(
     auth: UsageRead,
     session: TenantSession,
     runtime: RuntimeDep,
-    since: Since = None,
-    until: Until = None,
-    granularity: Granularity = Granularity.day,
+    report: ReportParameters,
     group_by: GroupBy | None = None,
-    route: Route = None,
-    method: Method = None,
-    status_class: Status = None,
     principal_id: Annotated[
         str | None, Query(max_length=40, description="Only this API key or user")
     ] = None,
 ) -> UsageReport:
-    where = UsageFilter(
-        tenant_id=auth.tenant_id,
-        principal_id=principal_id,
-        route=route,
-        method=method,
-        status_class=service.status_class_number(status_class),
-    )
-    query = _query(since, until, granularity, group_by, where)
+    query = report.query(group_by, tenant_id=auth.tenant_id, principal_id=principal_id)
     return await service.report(session, runtime.settings, query)
 
 
@@ -90,24 +107,11 @@ async def key_usage(
     auth: ApiKeysRead,
     session: TenantSession,
     runtime: RuntimeDep,
-    since: Since = None,
-    until: Until = None,
-    granularity: Granularity = Granularity.day,
+    report: ReportParameters,
     group_by: GroupBy | None = None,
-    route: Route = None,
-    method: Method = None,
-    status_class: Status = None,
 ) -> UsageReport:
     key = await api_key_service.get(session, auth.tenant_id, key_id)
-    where = UsageFilter(
-        tenant_id=auth.tenant_id,
-        principal_id=key.id,
-        api_keys_only=True,
-        route=route,
-        method=method,
-        status_class=service.status_class_number(status_class),
-    )
-    query = _query(since, until, granularity, group_by, where)
+    query = report.query(group_by, tenant_id=auth.tenant_id, principal_id=key.id)
     return await service.report(session, runtime.settings, query)
 
 
@@ -118,20 +122,10 @@ async def platform_usage(
     auth: PlatformAdmin,
     session: PlatformSession,
     runtime: RuntimeDep,
-    since: Since = None,
-    until: Until = None,
-    granularity: Granularity = Granularity.day,
+    report: ReportParameters,
     group_by: PlatformGroupBy | None = None,
     tenant_id: Annotated[str | None, Query(max_length=40, description="Only this tenant")] = None,
-    route: Route = None,
-    method: Method = None,
-    status_class: Status = None,
 ) -> UsageReport:
-    where = UsageFilter(
-        tenant_id=tenant_id,
-        route=route,
-        method=method,
-        status_class=service.status_class_number(status_class),
+    return await service.report(
+        session, runtime.settings, report.query(group_by, tenant_id=tenant_id)
     )
-    query = _query(since, until, granularity, group_by, where)
-    return await service.report(session, runtime.settings, query)

@@ -31,7 +31,6 @@ _SUMS = ("requests", "duration_ms", "request_bytes", "response_bytes")
 class UsageFilter:
     tenant_id: str | None = None  # None: every tenant (platform view, system session)
     principal_id: str | None = None
-    api_keys_only: bool = False
     route: str | None = None
     method: str | None = None
     status_class: int | None = None  # 2 for 2xx
@@ -104,7 +103,7 @@ async def cells(
         stmt = stmt.where(src.c.tenant_id == where.tenant_id)
     if where.principal_id is not None:
         stmt = stmt.where(src.c.principal_id == where.principal_id)
-    if where.api_keys_only or group_by == "api_key":
+    if group_by == "api_key":
         stmt = stmt.where(src.c.principal_type == "api_key")
     if where.route is not None:
         stmt = stmt.where(src.c.route == where.route)

@@ -167,7 +167,3 @@ async def roll_up(db: Database, settings: Settings) -> dict[str, int]:
         purged = await repository.purge_daily(session, today - settings.usage_daily_retention_days)
     log.info("usage_rolled_up", day_rows=rolled, purged_day_rows=purged)
     return {"day_rows": rolled, "purged_day_rows": purged}
-
-
-def status_class_number(value: str | None) -> int | None:
-    return int(value[0]) if value else None
