@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import AsyncIterator, Iterator
-from contextlib import ExitStack
+from contextlib import ExitStack, asynccontextmanager
 from typing import Any
 
 import httpx
@@ -48,6 +48,17 @@ def make_settings(database_url: str, **overrides: Any) -> Settings:
     }
     values.update(overrides)
     return Settings(**values)
+
+
+@asynccontextmanager
+async def runtime_with(database_url: str, **overrides: Any) -> AsyncIterator[Runtime]:
+    """A started Runtime with settings of its own (tight limits, another Redis, ...)."""
+    runtime = Runtime.build(make_settings(database_url, **overrides))
+    await runtime.start()
+    try:
+        yield runtime
+    finally:
+        await runtime.stop()
 
 
 @pytest.fixture(scope="session")

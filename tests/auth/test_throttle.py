@@ -12,21 +12,18 @@ import pytest
 
 from custos.config import Settings
 from custos.runtime import Runtime
-from tests.conftest import make_settings
+from tests.conftest import runtime_with
 from tests.factories import Factory, client_for
 
 
 @pytest.fixture
 async def strict(settings: Settings) -> AsyncIterator[Runtime]:
-    runtime = Runtime.build(
-        make_settings(
-            settings.database_url,
-            login_rate_per_ip="5/minute",
-            login_failures_per_account="3 per 15 minutes",
-        )
-    )
-    yield runtime
-    await runtime.stop()
+    async with runtime_with(
+        settings.database_url,
+        login_rate_per_ip="5/minute",
+        login_failures_per_account="3 per 15 minutes",
+    ) as runtime:
+        yield runtime
 
 
 async def _login(client: httpx.AsyncClient, email: str, password: str) -> httpx.Response:
@@ -86,10 +83,9 @@ class TestThrottle:
     ) -> None:
         tenant = await factory.tenant()
         broken: dict[str, Any] = {"redis_url": "redis://127.0.0.1:1/0"}
-        runtime = Runtime.build(make_settings(settings.database_url, **broken))
-        try:
-            async with client_for(runtime) as client:
-                ok = await _login(client, tenant.admin.email, tenant.admin.password)
-            assert ok.status_code == 200
-        finally:
-            await runtime.stop()
+        async with (
+            runtime_with(settings.database_url, **broken) as runtime,
+            client_for(runtime) as client,
+        ):
+            ok = await _login(client, tenant.admin.email, tenant.admin.password)
+        assert ok.status_code == 200

@@ -8,8 +8,7 @@ import asyncio
 import time
 
 from custos.config import Settings
-from custos.runtime import Runtime
-from tests.conftest import make_settings
+from tests.conftest import runtime_with
 from tests.factories import Factory, bearer, client_for
 from tests.processes import private_redis
 
@@ -22,30 +21,28 @@ async def test_an_invalidation_missed_during_a_partition_is_made_good(
     tenant = await factory.tenant()
     headers = bearer(tenant.admin_key)
     with private_redis() as redis:
-        runtime = Runtime.build(make_settings(settings.database_url, redis_url=redis.url))
-        await runtime.start()
-        try:
-            async with client_for(runtime) as client:
-                made = await client.post(BASE, json={"full_name": "Before"}, headers=headers)
-                path = f"{BASE}/{made.json()['id']}"
-                for _ in range(2):  # cached, then served from the cache
-                    assert (await client.get(path, headers=headers)).json()["full_name"] == "Before"
+        async with (
+            runtime_with(settings.database_url, redis_url=redis.url) as runtime,
+            client_for(runtime) as client,
+        ):
+            made = await client.post(BASE, json={"full_name": "Before"}, headers=headers)
+            path = f"{BASE}/{made.json()['id']}"
+            for _ in range(2):  # cached, then served from the cache
+                assert (await client.get(path, headers=headers)).json()["full_name"] == "Before"
 
-                redis.pause()  # alive, entries kept, but not answering
-                changed = await client.patch(path, json={"full_name": "After"}, headers=headers)
-                during = await client.get(path, headers=headers)
-                listed = await client.get(BASE, headers=headers)
-                stats_during = await client.get("/api/v1/cache/stats", headers=headers)
-                redis.resume()
+            redis.pause()  # alive, entries kept, but not answering
+            changed = await client.patch(path, json={"full_name": "After"}, headers=headers)
+            during = await client.get(path, headers=headers)
+            listed = await client.get(BASE, headers=headers)
+            stats_during = await client.get("/api/v1/cache/stats", headers=headers)
+            redis.resume()
 
-                back = time.monotonic()
-                while not runtime.redis_health.up:
-                    assert time.monotonic() - back < 5, "the cache never came back"
-                    await asyncio.sleep(0.05)
-                after = [await client.get(path, headers=headers) for _ in range(2)]
-                metrics = (await client.get("/metrics")).text
-        finally:
-            await runtime.stop()
+            back = time.monotonic()
+            while not runtime.redis_health.up:
+                assert time.monotonic() - back < 5, "the cache never came back"
+                await asyncio.sleep(0.05)
+            after = [await client.get(path, headers=headers) for _ in range(2)]
+            metrics = (await client.get("/metrics")).text
 
     assert changed.status_code == 200
     assert during.status_code == 200

@@ -13,7 +13,7 @@ import pytest
 from custos.auth.scopes import Role
 from custos.config import Settings
 from custos.runtime import Runtime
-from tests.conftest import make_settings
+from tests.conftest import runtime_with
 from tests.factories import Factory, access_token, bearer, client_for
 
 HEADERS = ("x-ratelimit-limit", "x-ratelimit-remaining", "x-ratelimit-reset")
@@ -21,20 +21,16 @@ HEADERS = ("x-ratelimit-limit", "x-ratelimit-remaining", "x-ratelimit-reset")
 
 @pytest.fixture
 async def limited(settings: Settings) -> AsyncIterator[Runtime]:
-    """Defaults as shipped for addresses and users; a small starter plan."""
-    runtime = Runtime.build(
-        make_settings(
-            settings.database_url,
-            rate_limit_per_ip="8/minute",
-            rate_limit_per_user="6/hour",
-            rate_limit_plan_starter="12/minute",
-            rate_limit_plan_pro="500/minute",
-            max_body_bytes=2048,
-        )
-    )
-    await runtime.start()
-    yield runtime
-    await runtime.stop()
+    """Small limits for addresses, users and the starter plan."""
+    async with runtime_with(
+        settings.database_url,
+        rate_limit_per_ip="8/minute",
+        rate_limit_per_user="6/hour",
+        rate_limit_plan_starter="12/minute",
+        rate_limit_plan_pro="500/minute",
+        max_body_bytes=2048,
+    ) as runtime:
+        yield runtime
 
 
 def limit_headers(response: httpx.Response) -> dict[str, int]:
@@ -205,38 +201,30 @@ class TestLimits:
         self, settings: Settings, factory: Factory
     ) -> None:
         # An amount no other test uses: the global counter is shared by the whole run.
-        runtime = Runtime.build(make_settings(settings.database_url, rate_limit_global="9/minute"))
-        await runtime.start()
-        try:
-            first, second = await factory.tenant(), await factory.tenant()
-            async with client_for(runtime) as client:
-                statuses = [
-                    (
-                        await client.get("/api/v1/auth/me", headers=bearer(tenant.admin_key))
-                    ).status_code
-                    for tenant in [first, second] * 6
-                ]
-                refused = await client.get("/api/v1/docs/scopes")
-                health = await client.get("/health")
-        finally:
-            await runtime.stop()
+        first, second = await factory.tenant(), await factory.tenant()
+        async with (
+            runtime_with(settings.database_url, rate_limit_global="9/minute") as runtime,
+            client_for(runtime) as client,
+        ):
+            statuses = [
+                (await client.get("/api/v1/auth/me", headers=bearer(tenant.admin_key))).status_code
+                for tenant in [first, second] * 6
+            ]
+            refused = await client.get("/api/v1/docs/scopes")
+            health = await client.get("/health")
         assert statuses == [200] * 9 + [429] * 3
         assert_refusal(refused, "global")
         assert health.status_code == 200
         assert limit_headers(health)["x-ratelimit-limit"] == 9
 
     async def test_limits_can_be_switched_off(self, settings: Settings) -> None:
-        runtime = Runtime.build(
-            make_settings(
+        async with (
+            runtime_with(
                 settings.database_url, rate_limits_enabled=False, rate_limit_per_ip="1/minute"
-            )
-        )
-        await runtime.start()
-        try:
-            async with client_for(runtime) as client:
-                answers = [await client.get("/api/v1/docs/scopes") for _ in range(3)]
-        finally:
-            await runtime.stop()
+            ) as runtime,
+            client_for(runtime) as client,
+        ):
+            answers = [await client.get("/api/v1/docs/scopes") for _ in range(3)]
         assert [r.status_code for r in answers] == [200] * 3
         assert "x-ratelimit-limit" not in answers[-1].headers
 
@@ -246,23 +234,19 @@ class TestSignIn:
         self, settings: Settings, factory: Factory
     ) -> None:
         tenant = await factory.tenant()
-        runtime = Runtime.build(
-            make_settings(
+        async with (
+            runtime_with(
                 settings.database_url, rate_limit_per_ip="8/minute", login_rate_per_ip="3/minute"
-            )
-        )
-        await runtime.start()
-        try:
-            async with client_for(runtime) as client:
-                attempts = [
-                    await client.post(
-                        "/api/v1/auth/login",
-                        json={"email": tenant.admin.email, "password": "wrong-password"},
-                    )
-                    for _ in range(4)
-                ]
-        finally:
-            await runtime.stop()
+            ) as runtime,
+            client_for(runtime) as client,
+        ):
+            attempts = [
+                await client.post(
+                    "/api/v1/auth/login",
+                    json={"email": tenant.admin.email, "password": "wrong-password"},
+                )
+                for _ in range(4)
+            ]
         assert [r.status_code for r in attempts] == [401, 401, 401, 429]
         assert [limit_headers(r)["x-ratelimit-limit"] for r in attempts] == [3, 3, 3, 3]
         assert [limit_headers(r)["x-ratelimit-remaining"] for r in attempts] == [2, 1, 0, 0]

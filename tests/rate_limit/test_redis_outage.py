@@ -13,7 +13,7 @@ import pytest
 
 from custos.config import Settings
 from custos.runtime import Runtime
-from tests.conftest import make_settings
+from tests.conftest import make_settings, runtime_with
 from tests.factories import Factory, bearer, client_for
 from tests.processes import RedisServer, private_redis
 
@@ -28,10 +28,8 @@ def redis_server() -> Iterator[RedisServer]:
 
 @pytest.fixture
 async def runtime_on(settings: Settings, redis_server: RedisServer) -> AsyncIterator[Runtime]:
-    runtime = Runtime.build(make_settings(settings.database_url, redis_url=redis_server.url))
-    await runtime.start()
-    yield runtime
-    await runtime.stop()
+    async with runtime_with(settings.database_url, redis_url=redis_server.url) as runtime:
+        yield runtime
 
 
 async def statuses(client: httpx.AsyncClient, key: str, count: int) -> list[int]:
@@ -121,24 +119,20 @@ class TestFailClosed:
         self, settings: Settings, factory: Factory
     ) -> None:
         tenant = await factory.tenant()
-        runtime = Runtime.build(
-            make_settings(
+        async with (
+            runtime_with(
                 settings.database_url,
                 redis_url="redis://127.0.0.1:1/0",  # nothing listens there
                 rate_limit_fail_open=False,
-            )
-        )
-        await runtime.start()
-        try:
-            async with client_for(runtime) as client:
-                answers = [
-                    await client.get("/api/v1/auth/me", headers=bearer(tenant.admin_key)),
-                    await client.get("/api/v1/docs/scopes"),
-                    await client.get("/api/v1/auth/me", headers=bearer(tenant.admin_key)),
-                ]
-                health = await client.get("/health")
-        finally:
-            await runtime.stop()
+            ) as runtime,
+            client_for(runtime) as client,
+        ):
+            answers = [
+                await client.get("/api/v1/auth/me", headers=bearer(tenant.admin_key)),
+                await client.get("/api/v1/docs/scopes"),
+                await client.get("/api/v1/auth/me", headers=bearer(tenant.admin_key)),
+            ]
+            health = await client.get("/health")
         assert [r.status_code for r in answers] == [503, 503, 503]
         for response in answers:
             assert response.headers["content-type"] == "application/problem+json"
@@ -150,15 +144,12 @@ class TestFailClosed:
     ) -> None:
         tenant = await factory.tenant()
         key = await factory.key(tenant.id, ["customers:read"], rate_limits={"per_minute": 4})
-        runtime = Runtime.build(
-            make_settings(settings.database_url, redis_url="redis://127.0.0.1:1/0")
-        )
-        await runtime.start()
-        try:
-            async with client_for(runtime) as client:
-                answers = await statuses(client, key, 6)
-        finally:
-            await runtime.stop()
+        dead = "redis://127.0.0.1:1/0"
+        async with (
+            runtime_with(settings.database_url, redis_url=dead) as runtime,
+            client_for(runtime) as client,
+        ):
+            answers = await statuses(client, key, 6)
         assert answers == [200] * 4 + [429] * 2
 
 

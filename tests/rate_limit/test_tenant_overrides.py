@@ -9,22 +9,18 @@ import pytest
 
 from custos.config import Settings
 from custos.runtime import Runtime
-from tests.conftest import make_settings
+from tests.conftest import runtime_with
 from tests.factories import Factory, access_token, bearer, client_for
 
 
 @pytest.fixture
 async def limited(settings: Settings) -> AsyncIterator[Runtime]:
-    runtime = Runtime.build(
-        make_settings(
-            settings.database_url,
-            rate_limit_plan_starter="6/minute;1000/hour",
-            rate_limit_plan_pro="50/minute",
-        )
-    )
-    await runtime.start()
-    yield runtime
-    await runtime.stop()
+    async with runtime_with(
+        settings.database_url,
+        rate_limit_plan_starter="6/minute;1000/hour",
+        rate_limit_plan_pro="50/minute",
+    ) as runtime:
+        yield runtime
 
 
 async def operator_token(factory: Factory, client: httpx.AsyncClient) -> dict[str, str]:

@@ -19,7 +19,7 @@ from custos.runtime import Runtime
 from custos.usage.latency import BOUNDS_MS, bucket_of, percentile
 from custos.usage.meter import UsageMeter
 from custos.usage.service import roll_up
-from tests.conftest import make_settings
+from tests.conftest import make_settings, runtime_with
 from tests.factories import Factory, TenantHandle, access_token, bearer, client_for
 
 MISSING = "/api/v1/customers/cus_00000000000000000000000000"
@@ -28,10 +28,8 @@ MISSING = "/api/v1/customers/cus_00000000000000000000000000"
 @pytest.fixture
 async def metered(settings: Settings) -> AsyncIterator[Runtime]:
     """A runtime that flushes only when told, so a test knows exactly what was written."""
-    runtime = Runtime.build(make_settings(settings.database_url, usage_flush_seconds=300))
-    await runtime.start()
-    yield runtime
-    await runtime.stop()
+    async with runtime_with(settings.database_url, usage_flush_seconds=300) as runtime:
+        yield runtime
 
 
 async def _flush(runtime: Runtime) -> None:
