@@ -12,6 +12,7 @@ import pytest
 
 from custos.customer import reads
 from custos.runtime import Runtime
+from tests.customer.test_self_service import _linked_customer
 from tests.factories import Factory, TenantHandle, bearer
 
 BASE = "/api/v1/customers"
@@ -159,30 +160,14 @@ class TestEveryWriteIsSeen:
         assert (await _customer(client, tenant, primary))["phone"] is None
         assert (await _customer(client, tenant, secondary))["phone"] == "+14155550100"
 
-    async def test_self_service_changes(
-        self, client: httpx.AsyncClient, tenant: TenantHandle
-    ) -> None:
-        customer_id = (await _create(client, tenant, full_name="Me", email="me@example.com"))["id"]
-        created = await client.post(
-            "/api/v1/users",
-            json={
-                "email": "me@example.com",
-                "password": "a-long-customer-password",
-                "role": "customer",
-                "customer_id": customer_id,
-            },
-            headers=bearer(tenant.admin_key),
-        )
-        assert created.status_code == 201
-        token = (
-            await client.post(
-                "/api/v1/auth/login",
-                json={"email": "me@example.com", "password": "a-long-customer-password"},
-            )
-        ).json()["access_token"]
-        assert (await _customer(client, tenant, customer_id))["full_name"] == "Me"
+    async def test_self_service_changes(self, client: httpx.AsyncClient, factory: Factory) -> None:
+        admin_key, customer_id, token = await _linked_customer(client, factory)
+        path = f"{BASE}/{customer_id}"
+        before = await client.get(path, headers=bearer(admin_key))
+        assert before.json()["full_name"] == "Self Served"
         await client.patch(f"{BASE}/me", json={"full_name": "Myself"}, headers=bearer(token))
-        assert (await _customer(client, tenant, customer_id))["full_name"] == "Myself"
+        after = await client.get(path, headers=bearer(admin_key))
+        assert after.json()["full_name"] == "Myself"
 
     async def test_list_pages_follow_creates_changes_and_deletes(
         self, client: httpx.AsyncClient, tenant: TenantHandle
