@@ -77,7 +77,8 @@ class Runtime:
                 settings.secret_key.get_secret_value(), settings.api_key_prefix
             ),
             last_used=LastUsedTracker(database, settings.api_key_last_used_flush_seconds),
-            login_throttle=LoginThrottle(settings, create_limits_storage(settings, redis)),
+            # On the fail-fast pool too: a Redis outage must not hold sign-ins for seconds.
+            login_throttle=LoginThrottle(settings, create_limits_storage(settings, traffic_redis)),
             audit_sealer=AuditSealer(database),
             redis_health=health,
             usage=usage,
