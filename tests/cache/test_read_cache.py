@@ -4,6 +4,7 @@ write seen by the next read, the reader-writer race, tenant isolation, and clear
 from __future__ import annotations
 
 import asyncio
+import secrets
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -12,7 +13,6 @@ import pytest
 
 from custos.customer import reads
 from custos.runtime import Runtime
-from tests.customer.test_self_service import _linked_customer
 from tests.factories import Factory, TenantHandle, bearer
 
 BASE = "/api/v1/customers"
@@ -160,14 +160,23 @@ class TestEveryWriteIsSeen:
         assert (await _customer(client, tenant, primary))["phone"] is None
         assert (await _customer(client, tenant, secondary))["phone"] == "+14155550100"
 
-    async def test_self_service_changes(self, client: httpx.AsyncClient, factory: Factory) -> None:
-        admin_key, customer_id, token = await _linked_customer(client, factory)
-        path = f"{BASE}/{customer_id}"
-        before = await client.get(path, headers=bearer(admin_key))
-        assert before.json()["full_name"] == "Self Served"
+    async def test_self_service_changes(
+        self, client: httpx.AsyncClient, tenant: TenantHandle
+    ) -> None:
+        email = f"me-{secrets.token_hex(4)}@example.com"
+        customer_id = (await _create(client, tenant, full_name="Me", email=email))["id"]
+        account = {"email": email, "password": "a-long-customer-password"}
+        created = await client.post(
+            "/api/v1/users",
+            json={**account, "role": "customer", "customer_id": customer_id},
+            headers=bearer(tenant.admin_key),
+        )
+        assert created.status_code == 201
+        login = await client.post("/api/v1/auth/login", json=account)
+        token = login.json()["access_token"]
+        assert (await _customer(client, tenant, customer_id))["full_name"] == "Me"
         await client.patch(f"{BASE}/me", json={"full_name": "Myself"}, headers=bearer(token))
-        after = await client.get(path, headers=bearer(admin_key))
-        assert after.json()["full_name"] == "Myself"
+        assert (await _customer(client, tenant, customer_id))["full_name"] == "Myself"
 
     async def test_list_pages_follow_creates_changes_and_deletes(
         self, client: httpx.AsyncClient, tenant: TenantHandle
