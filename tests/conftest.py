@@ -22,7 +22,7 @@ from custos.migrate import upgrade
 from custos.runtime import Runtime
 from tests.audit_check import AuditInvariant
 from tests.factories import Factory
-from tests.processes import custos_servers, private_redis, server_env
+from tests.processes import custos_servers, private_redis, server_env, wait_ready
 
 BASE_URL = "http://custos.test"
 
@@ -124,7 +124,17 @@ def two_servers(settings: Settings) -> Iterator[list[str]]:
     caches must go through them."""
     with ExitStack() as stack:
         redis_url = settings.redis_url or stack.enter_context(private_redis()).url
-        yield stack.enter_context(custos_servers(server_env(settings, REDIS_URL=redis_url)))
+        urls = stack.enter_context(custos_servers(server_env(settings, REDIS_URL=redis_url)))
+        yield urls
+
+
+@pytest.fixture
+def servers(two_servers: list[str]) -> list[str]:
+    """The two server processes, each ready: a test that ends the database's sessions (as a
+    restart would) leaves their pools to find that out on their next request."""
+    for url in two_servers:
+        wait_ready(url)
+    return two_servers
 
 
 def pytest_terminal_summary(terminalreporter: Any) -> None:

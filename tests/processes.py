@@ -97,6 +97,20 @@ def custos_servers(env: dict[str, str], count: int = 2) -> Iterator[list[str]]:
                 raise AssertionError("a server did not shut down within 15 s of SIGTERM") from None
 
 
+def wait_ready(url: str, timeout: float = 10.0) -> None:
+    """Until the server's /ready answers 200 (its database connections are good)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            if httpx.get(f"{url}/ready", timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"{url} is not ready")
+        time.sleep(0.1)
+
+
 def _ready(url: str) -> bool:
     try:
         answer: Any = httpx.get(f"{url}/health/detailed", timeout=1).json()

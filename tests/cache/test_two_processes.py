@@ -13,13 +13,13 @@ BASE = "/api/v1/customers"
 
 
 async def test_a_write_then_a_read_elsewhere_never_returns_the_old_value(
-    two_servers: list[str], factory: Factory
+    servers: list[str], factory: Factory
 ) -> None:
     tenant = await factory.tenant(plan="enterprise")
     headers = bearer(tenant.admin_key)
     stop = asyncio.Event()
     async with httpx.AsyncClient(timeout=10) as http:
-        made = await http.post(f"{two_servers[0]}{BASE}", json={"full_name": "v0"}, headers=headers)
+        made = await http.post(f"{servers[0]}{BASE}", json={"full_name": "v0"}, headers=headers)
         assert made.status_code == 201
         customer_id = made.json()["id"]
 
@@ -29,11 +29,11 @@ async def test_a_write_then_a_read_elsewhere_never_returns_the_old_value(
                 await http.get(f"{url}{BASE}/{customer_id}", headers=headers)
                 await http.get(f"{url}{BASE}", params={"q": "v"}, headers=headers)
 
-        readers = [asyncio.create_task(hammer(url)) for url in two_servers for _ in range(2)]
+        readers = [asyncio.create_task(hammer(url)) for url in servers for _ in range(2)]
         stale = []
         try:
             for i in range(1, 31):
-                writer, reader = two_servers[i % 2], two_servers[(i + 1) % 2]
+                writer, reader = servers[i % 2], servers[(i + 1) % 2]
                 changed = await http.patch(
                     f"{writer}{BASE}/{customer_id}", json={"full_name": f"v{i}"}, headers=headers
                 )
@@ -50,7 +50,7 @@ async def test_a_write_then_a_read_elsewhere_never_returns_the_old_value(
         finally:
             stop.set()
             await asyncio.gather(*readers)
-        stats = await http.get(f"{two_servers[0]}/api/v1/cache/stats", headers=headers)
+        stats = await http.get(f"{servers[0]}/api/v1/cache/stats", headers=headers)
     assert stale == []
     # The readers were served from the cache too, so the race was real.
     assert stats.json()["hits"] > 0

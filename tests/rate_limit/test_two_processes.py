@@ -11,7 +11,7 @@ from tests.factories import Factory, bearer
 
 
 async def test_a_burst_over_two_processes_gets_the_limit_once(
-    two_servers: list[str], factory: Factory
+    servers: list[str], factory: Factory
 ) -> None:
     tenant = await factory.tenant(plan="enterprise")
     limit = 60
@@ -21,7 +21,7 @@ async def test_a_burst_over_two_processes_gets_the_limit_once(
 
         async def one(i: int) -> httpx.Response:
             async with gate:
-                url = two_servers[i % 2]
+                url = servers[i % 2]
                 return await http.get(f"{url}/api/v1/auth/me", headers=bearer(key))
 
         answers = await asyncio.gather(*(one(i) for i in range(2 * limit)))

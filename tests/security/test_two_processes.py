@@ -14,15 +14,18 @@ import pytest
 
 from custos.config import Settings
 from tests.factories import Factory, bearer, login
+from tests.processes import wait_ready
 
 BOUND_SECONDS = 1.0
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def servers(settings: Settings, request: pytest.FixtureRequest) -> tuple[str, str]:
     if not (settings.is_postgres and settings.redis_url):
         pytest.skip("several processes need the production configuration: PostgreSQL + Redis")
     urls: list[str] = request.getfixturevalue("two_servers")
+    for url in urls:
+        wait_ready(url)
     return urls[0], urls[1]
 
 
