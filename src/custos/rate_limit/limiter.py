@@ -196,12 +196,13 @@ class LeasedLimiter:
             self._health.failed("rate_limit", exc)
             if not self._fail_open:
                 raise StoreUnavailable() from None
-            return await self.take(counter)
         finally:
             # Waiters take from the lease's tokens, see the refusal, or (None: it failed or
             # was cancelled) start over; never left waiting.
             window.leasing = None
             leasing.set_result(allowed)
+        if allowed is None:  # the store failed, and failing open: count in memory
+            return await self.take(counter)
         return allowed, shared
 
     async def _lease(
