@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import AsyncIterator, Iterator
-from contextlib import ExitStack, asynccontextmanager
+from contextlib import asynccontextmanager
 from typing import Any
 
 import httpx
@@ -22,7 +22,7 @@ from custos.migrate import upgrade
 from custos.runtime import Runtime
 from tests.audit_check import AuditInvariant
 from tests.factories import Factory
-from tests.processes import custos_servers, private_redis, server_env, wait_ready
+from tests.processes import custos_servers, server_env, wait_ready
 
 BASE_URL = "http://custos.test"
 
@@ -119,12 +119,12 @@ def factory(runtime: Runtime) -> Factory:
 
 @pytest.fixture(scope="session")
 def two_servers(settings: Settings) -> Iterator[list[str]]:
-    """Two real server processes sharing the database and a Redis: the run's REDIS_URL, or
-    (on the embedded default) a redis-server of their own. Writes meant to reach their
-    caches must go through them."""
-    with ExitStack() as stack:
-        redis_url = settings.redis_url or stack.enter_context(private_redis()).url
-        urls = stack.enter_context(custos_servers(server_env(settings, REDIS_URL=redis_url)))
+    """Two real server processes sharing PostgreSQL and Redis, as in production (several
+    processes on one SQLite file are not a configuration Custos supports). Writes meant to
+    reach their caches must go through them."""
+    if not (settings.is_postgres and settings.redis_url):
+        pytest.skip("several processes need the production configuration: PostgreSQL + Redis")
+    with custos_servers(server_env(settings)) as urls:
         yield urls
 
 

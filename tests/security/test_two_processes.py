@@ -10,23 +10,10 @@ import time
 from collections.abc import Awaitable, Callable
 
 import httpx
-import pytest
 
-from custos.config import Settings
 from tests.factories import Factory, bearer, login
-from tests.processes import wait_ready
 
 BOUND_SECONDS = 1.0
-
-
-@pytest.fixture
-def servers(settings: Settings, request: pytest.FixtureRequest) -> tuple[str, str]:
-    if not (settings.is_postgres and settings.redis_url):
-        pytest.skip("several processes need the production configuration: PostgreSQL + Redis")
-    urls: list[str] = request.getfixturevalue("two_servers")
-    for url in urls:
-        wait_ready(url)
-    return urls[0], urls[1]
 
 
 async def _time_until(check: Callable[[], Awaitable[bool]], limit: float = 3.0) -> float:
@@ -40,7 +27,7 @@ async def _time_until(check: Callable[[], Awaitable[bool]], limit: float = 3.0) 
 
 class TestAcrossProcesses:
     async def test_a_revoked_key_stops_working_on_the_other_process(
-        self, servers: tuple[str, str], factory: Factory
+        self, servers: list[str], factory: Factory
     ) -> None:
         first, second = servers
         tenant = await factory.tenant()
@@ -69,7 +56,7 @@ class TestAcrossProcesses:
         assert elapsed < BOUND_SECONDS
 
     async def test_a_suspended_tenant_is_locked_out_on_the_other_process(
-        self, servers: tuple[str, str], factory: Factory
+        self, servers: list[str], factory: Factory
     ) -> None:
         first, second = servers
         operator = await factory.platform_admin()
@@ -101,7 +88,7 @@ class TestAcrossProcesses:
         assert elapsed < BOUND_SECONDS
 
     async def test_a_demoted_user_loses_the_scope_on_the_other_process(
-        self, servers: tuple[str, str], factory: Factory
+        self, servers: list[str], factory: Factory
     ) -> None:
         first, second = servers
         tenant = await factory.tenant()
