@@ -326,7 +326,9 @@ class TestClearing:
             f"customer:{customer_id}",
         ]
 
-    @pytest.mark.parametrize("key", ["users", "customer:", "customer:x y", "customer:" + "x" * 70])
+    @pytest.mark.parametrize(
+        "key", ["users", "customer:", "customer:x y", "customers%0A", "customer:" + "x" * 70]
+    )
     async def test_unknown_keys_are_refused(
         self, client: httpx.AsyncClient, tenant: TenantHandle, key: str
     ) -> None:

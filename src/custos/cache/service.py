@@ -48,7 +48,7 @@ CUSTOMER = "customer"
 CUSTOMER_LIST = "customer_list"
 STATS_FLUSH_SECONDS = 5.0
 _CHANGED = "custos.cache.changed"
-_KEY = re.compile(r"^(customers|customer:[A-Za-z0-9_]{1,60})$")
+_KEY = re.compile(r"customers|customer:[A-Za-z0-9_]{1,60}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,7 +60,7 @@ class CacheKey:
 
     @classmethod
     def parse(cls, key: str) -> CacheKey:
-        if not _KEY.match(key):
+        if not _KEY.fullmatch(key):
             raise InvalidInput(
                 "A cache key is `customer:<customer id>` or `customers` (the list pages)",
                 errors=[{"loc": ["path", "key"], "msg": "not a cache key"}],
