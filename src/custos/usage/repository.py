@@ -48,22 +48,24 @@ class Cell:
     response_bytes: int
 
 
-def _source(granularity: str, first: int, end: int) -> sa.Subquery:
-    """Rows of [first, end) buckets: minute rows, and for days also the rolled-up ones."""
+def _source(granularity: str, first: int, end: int, where: UsageFilter) -> sa.Subquery:
+    """Rows of [first, end) buckets: minute rows, and for days also the rolled-up ones. The
+    tenant and caller filters go into each branch, where the indexes are."""
     per = MINUTES[granularity]
-    columns = [RECORDS.c[name] for name in (*_DIMENSIONS, *_SUMS)]
-    parts: list[sa.Select[Any]] = [
-        sa.select((RECORDS.c.minute // per).label("bucket"), *columns).where(
-            RECORDS.c.minute >= first * per, RECORDS.c.minute < end * per
-        )
-    ]
-    if granularity == "day":
-        daily = [DAILY.c[name] for name in (*_DIMENSIONS, *_SUMS)]
-        parts.append(
-            sa.select(DAILY.c.day.label("bucket"), *daily).where(
-                DAILY.c.day >= first, DAILY.c.day < end
-            )
-        )
+    parts: list[sa.Select[Any]] = []
+    for table, period, scale in ((RECORDS, "minute", per), (DAILY, "day", 1)):
+        if table is DAILY and granularity != "day":
+            continue
+        column = table.c[period]
+        part = sa.select(
+            (column // scale if scale != 1 else column).label("bucket"),
+            *[table.c[name] for name in (*_DIMENSIONS, *_SUMS)],
+        ).where(column >= first * scale, column < end * scale)
+        if where.tenant_id is not None:
+            part = part.where(table.c.tenant_id == where.tenant_id)
+        if where.principal_id is not None:
+            part = part.where(table.c.principal_id == where.principal_id)
+        parts.append(part)
     return sa.union_all(*parts).subquery("usage")
 
 
@@ -76,7 +78,7 @@ async def cells(
     group_by: str | None,
     where: UsageFilter,
 ) -> Sequence[Cell]:
-    src = _source(granularity, first, end)
+    src = _source(granularity, first, end, where)
     status_class = src.c.status // 100
     group: sa.ColumnElement[Any] = {
         None: sa.null(),
@@ -99,10 +101,6 @@ async def cells(
     ).group_by(
         src.c.bucket, sa.literal_column("grp"), sa.literal_column("cls"), src.c.latency_bucket
     )
-    if where.tenant_id is not None:
-        stmt = stmt.where(src.c.tenant_id == where.tenant_id)
-    if where.principal_id is not None:
-        stmt = stmt.where(src.c.principal_id == where.principal_id)
     if group_by == "api_key":
         stmt = stmt.where(src.c.principal_type == "api_key")
     if where.route is not None:
