@@ -13,6 +13,7 @@ import pytest
 
 from custos.customer import reads
 from custos.runtime import Runtime
+from tests.customer.test_merge import _create
 from tests.factories import Factory, TenantHandle, bearer
 
 BASE = "/api/v1/customers"
@@ -38,13 +39,6 @@ async def _counted(
 @pytest.fixture
 async def tenant(factory: Factory) -> TenantHandle:
     return await factory.tenant()
-
-
-async def _create(client: httpx.AsyncClient, tenant: TenantHandle, **body: Any) -> dict[str, Any]:
-    response = await client.post(BASE, json=body, headers=bearer(tenant.admin_key))
-    assert response.status_code == 201, response.text
-    created: dict[str, Any] = response.json()
-    return created
 
 
 class TestHitsAndMisses:

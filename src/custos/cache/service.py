@@ -38,6 +38,7 @@ from custos.db import Database, on_after_commit
 from custos.exceptions import InvalidInput, NotFound, ServiceUnavailable
 from custos.kit.crypto import derive_key, keyed_hash
 from custos.kit.ids import is_valid_id
+from custos.kit.periodic import Periodic
 from custos.models import Customer
 from custos.observability import CACHE_REQUESTS
 from custos.redis import RedisHealth
@@ -100,7 +101,7 @@ class ReadCache:
             for kind in (CUSTOMER, CUSTOMER_LIST)
             for result in ("hit", "miss", "bypass")
         }
-        self._task: asyncio.Task[None] | None = None
+        self._loop = Periodic("cache-stats", STATS_FLUSH_SECONDS, self.flush_stats)
         if self._health is not None:
             self._health.on_recovery(self._retire_missed)
 
@@ -318,22 +319,13 @@ class ReadCache:
 
     async def start(self) -> None:
         if self._redis is not None:
-            self._task = asyncio.create_task(self._run(), name="cache-stats")
+            self._loop.start()
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await self._loop.stop()
         with contextlib.suppress(Exception):
             async with asyncio.timeout(2.0):
                 await self.flush_stats()
-
-    async def _run(self) -> None:
-        while True:
-            await asyncio.sleep(STATS_FLUSH_SECONDS)
-            await self.flush_stats()
 
 
 # -- what the endpoints call ---------------------------------------------------------------

@@ -12,7 +12,6 @@ with the database down for long), new combinations are dropped and counted in
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
 from typing import Any, cast
 
@@ -21,6 +20,7 @@ import structlog
 from sqlalchemy.exc import IntegrityError
 
 from custos.db import Database
+from custos.kit.periodic import Periodic
 from custos.models import UsageRecord
 from custos.observability import USAGE_DROPPED, USAGE_FLUSH_FAILURES, USAGE_ROWS_WRITTEN
 from custos.usage.latency import bucket_of
@@ -37,12 +37,11 @@ Key = tuple[str, int, str, str, str, str, int, int]
 class UsageMeter:
     def __init__(self, db: Database, *, flush_seconds: float, max_rows: int) -> None:
         self._db = db
-        self._interval = flush_seconds
         self._max_rows = max_rows
         # requests, summed milliseconds, request bytes, response bytes
         self._counts: dict[Key, list[Any]] = {}
         self._lock = asyncio.Lock()
-        self._task: asyncio.Task[None] | None = None
+        self._loop = Periodic("usage-meter", flush_seconds, self.flush)
 
     def record(
         self,
@@ -120,14 +119,10 @@ class UsageMeter:
                 USAGE_DROPPED.inc(values[0])
 
     async def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="usage-meter")
+        self._loop.start()
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await self._loop.stop()
         # Nothing counted is lost on a graceful shutdown: a failed last flush is retried.
         for attempt in range(3):
             await self.flush()
@@ -135,11 +130,6 @@ class UsageMeter:
                 return
             await asyncio.sleep(0.5 * (attempt + 1))
         log.error("usage_lost_at_shutdown", rows=len(self._counts))
-
-    async def _run(self) -> None:
-        while True:
-            await asyncio.sleep(self._interval)
-            await self.flush()
 
 
 def _row(key: Key, values: list[Any]) -> dict[str, Any]:
