@@ -118,3 +118,20 @@ class TestOverrides:
         assert own_admin.status_code == 403
         assert missing.status_code == 404
         assert invalid.status_code == 422
+
+
+class TestPlans:
+    async def test_a_plan_change_takes_effect_at_once(
+        self, limited: Runtime, factory: Factory
+    ) -> None:
+        tenant = await factory.tenant()  # starter: 6 per minute here
+        async with client_for(limited) as client:
+            operator = await operator_token(factory, client)
+            before = await client.get("/api/v1/auth/me", headers=bearer(tenant.admin_key))
+            changed = await client.patch(
+                f"/api/admin/tenants/{tenant.id}", json={"plan": "pro"}, headers=operator
+            )
+            after = await client.get("/api/v1/auth/me", headers=bearer(tenant.admin_key))
+        assert before.headers["x-ratelimit-limit"] == "6"
+        assert changed.status_code == 200
+        assert after.headers["x-ratelimit-limit"] == "50"
