@@ -27,7 +27,12 @@ from pathlib import Path
 from types import FrameType
 from typing import IO, Any
 
-from custos.config import Settings
+from custos.api_key import service as key_service
+from custos.api_key.schemas import ApiKeyCreate
+from custos.config import RATE_LIMIT_SETTINGS, Settings
+from custos.runtime import Runtime
+from custos.tenant import service as tenant_service
+from custos.tenant.schemas import TenantCreate
 
 HOST = "127.0.0.1"  # benchmarks only ever bind and drive the loopback interface
 WRK_INSTALL_HINT = (
@@ -108,6 +113,16 @@ def free_port() -> int:
 # -- database --------------------------------------------------------------------------------
 
 
+UNREACHABLE_LIMIT = "1000000000/minute"
+# Settings a server subprocess is given from the benchmark's Settings, besides the above.
+_PASSED_ON = (
+    "rate_limits_enabled",
+    "usage_metering_enabled",
+    "cache_enabled",
+    *RATE_LIMIT_SETTINGS,
+)
+
+
 def bench_settings(database_url: str, **overrides: Any) -> Settings:
     """Settings as the test suite makes them, with a secret generated for this run."""
     values: dict[str, Any] = {
@@ -117,6 +132,9 @@ def bench_settings(database_url: str, **overrides: Any) -> Settings:
         "redis_url": os.environ.get("REDIS_URL") or None,
         "password_hash_profile": "fast",
         "log_level": "WARNING",
+        # Limits on (their cost is part of every figure) but far above any load we drive:
+        # a 429 is not a measurement.
+        **dict.fromkeys(RATE_LIMIT_SETTINGS, UNREACHABLE_LIMIT),
     }
     values.update(overrides)
     return Settings(**values)
@@ -135,11 +153,30 @@ def settings_env(settings: Settings) -> dict[str, str]:
             "CUSTOS_ENVIRONMENT": settings.environment,
             "CUSTOS_PASSWORD_HASH_PROFILE": settings.password_hash_profile,
             "CUSTOS_LOG_LEVEL": settings.log_level,
+            **{f"CUSTOS_{name.upper()}": str(getattr(settings, name)) for name in _PASSED_ON},
         }
     )
     if settings.redis_url:
         env["REDIS_URL"] = settings.redis_url
     return env
+
+
+async def new_tenant_and_key(
+    runtime: Runtime, scopes: list[str], *, rate_limits: dict[str, int] | None = None
+) -> tuple[str, str]:
+    """A tenant and an API key of it (id, secret), made through the services as the API
+    would."""
+    slug = f"bench-{secrets.token_hex(4)}"
+    async with runtime.db.transaction(system=True) as session:
+        tenant = await tenant_service.create(
+            runtime, session, None, TenantCreate(name=f"Bench {slug}", slug=slug)
+        )
+    body = ApiKeyCreate.model_validate(
+        {"name": "bench", "scopes": scopes, "rate_limits": rate_limits}
+    )
+    async with runtime.db.transaction(system=True) as session:
+        issued = await key_service.create(runtime, session, None, tenant.id, body)
+    return tenant.id, issued.secret
 
 
 # -- HTTP ------------------------------------------------------------------------------------

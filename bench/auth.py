@@ -20,7 +20,6 @@ import argparse
 import asyncio
 import json
 import platform
-import secrets
 import sys
 import time
 from dataclasses import dataclass
@@ -40,6 +39,7 @@ from _common import (
     free_port,
     http_get,
     median,
+    new_tenant_and_key,
     percentile,
     require_wrk,
     run_wrk,
@@ -47,8 +47,6 @@ from _common import (
     settings_env,
     wrk_script,
 )
-from custos.api_key import service as key_service
-from custos.api_key.schemas import ApiKeyCreate
 from custos.app import create_app
 from custos.auth.dependencies import Authenticated
 from custos.auth.scopes import ROLE_SCOPES, Role
@@ -59,8 +57,6 @@ from custos.kit.scratch import throwaway_database
 from custos.migrate import upgrade
 from custos.observability import configure_logging
 from custos.runtime import Runtime
-from custos.tenant import service as tenant_service
-from custos.tenant.schemas import TenantCreate
 
 VERIFY_P99_TARGET_US = 1000.0
 RATIO_TARGET = 0.8
@@ -130,24 +126,6 @@ class VerifyResult:
     cache_connected: bool
 
 
-async def _issue_key(runtime: Runtime) -> str:
-    """A tenant and an admin-scoped API key, made through the services as the API would."""
-    slug = f"bench-{secrets.token_hex(4)}"
-    async with runtime.db.transaction(system=True) as session:
-        tenant = await tenant_service.create(
-            runtime, session, None, TenantCreate(name=f"Bench {slug}", slug=slug)
-        )
-    async with runtime.db.transaction(system=True) as session:
-        issued = await key_service.create(
-            runtime,
-            session,
-            None,
-            tenant.id,
-            ApiKeyCreate(name="bench", scopes=sorted(ROLE_SCOPES[Role.admin])),
-        )
-    return issued.secret
-
-
 async def _wait_for_broadcast(runtime: Runtime, timeout: float = 5.0) -> bool:
     """With Redis, entries live the full TTL only once the invalidation channel is heard;
     measuring before that would time the degraded 1 s TTL instead of the steady state."""
@@ -190,7 +168,7 @@ async def measure_verification(settings: Settings, iterations: int, cold: int) -
     runtime = Runtime.build(settings)
     await runtime.start()
     try:
-        key = await _issue_key(runtime)
+        _, key = await new_tenant_and_key(runtime, sorted(ROLE_SCOPES[Role.admin]))
         connected = await _wait_for_broadcast(runtime)
         cold_ns = await _time_cold(runtime, key, warmup=20, iterations=cold)
         warm_ns = await _time_warm(runtime, key, warmup=2000, iterations=iterations)

@@ -84,6 +84,7 @@ from _common import (
     exit_cleanly_on_sigterm,
     free_port,
     http_request,
+    new_tenant_and_key,
     process_tree_cpu_seconds,
     require_wrk,
     run_wrk,
@@ -92,8 +93,6 @@ from _common import (
     wait_until_idle,
     wrk_script,
 )
-from custos.api_key import service as key_service
-from custos.api_key.schemas import ApiKeyCreate
 from custos.config import Settings
 from custos.customer.service import search_text
 from custos.kit.ids import new_id
@@ -101,8 +100,6 @@ from custos.kit.scratch import throwaway_database
 from custos.migrate import upgrade
 from custos.observability import configure_logging
 from custos.runtime import Runtime
-from custos.tenant import service as tenant_service
-from custos.tenant.schemas import TenantCreate
 
 DEFAULT_DATABASE_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
@@ -512,22 +509,9 @@ async def _tenant_and_key(settings: Settings) -> tuple[str, str]:
     runtime = Runtime.build(settings)
     await runtime.start()
     try:
-        slug = f"bench-{secrets.token_hex(4)}"
-        async with runtime.db.transaction(system=True) as session:
-            tenant = await tenant_service.create(
-                runtime, session, None, TenantCreate(name=f"Bench {slug}", slug=slug)
-            )
-        async with runtime.db.transaction(system=True) as session:
-            issued = await key_service.create(
-                runtime,
-                session,
-                None,
-                tenant.id,
-                ApiKeyCreate(name="bench", scopes=["customers:read", "customers:write"]),
-            )
+        return await new_tenant_and_key(runtime, ["customers:read", "customers:write"])
     finally:
         await runtime.stop()
-    return tenant.id, issued.secret
 
 
 _FIRST = ("Ada", "Grace", "Alan", "Edsger", "Barbara", "Ken", "Radia", "Linus", "Frances")
@@ -766,6 +750,9 @@ def _server_env(settings: Settings, seeded: Seeded, workdir: Path, kind: str) ->
             "BENCH_DSN": plain_dsn(settings),
             "BENCH_TENANT_ID": seeded.tenant_id,
             "BENCH_DB_ROLE": settings.db_runtime_role,
+            # The baselines have no cache: this compares the database paths (bench/traffic.py
+            # measures the read cache).
+            "CUSTOS_CACHE_ENABLED": "false",
             # The workers merge metrics through this directory, as `custos serve` sets up;
             # a fresh one per start, as prometheus_client's multiprocess mode needs.
             "PROMETHEUS_MULTIPROC_DIR": tempfile.mkdtemp(prefix=f"metrics-{kind}-", dir=workdir),

@@ -10,18 +10,20 @@ from __future__ import annotations
 import os
 import tempfile
 from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 import httpx
 import pytest
 
 from custos.app import create_app
-from custos.config import Settings
+from custos.config import RATE_LIMIT_SETTINGS, Settings
 from custos.kit.scratch import throwaway_database
 from custos.migrate import upgrade
 from custos.runtime import Runtime
 from tests.audit_check import AuditInvariant
 from tests.factories import Factory
+from tests.processes import custos_servers, server_env, wait_ready
 
 BASE_URL = "http://custos.test"
 
@@ -39,15 +41,27 @@ def make_settings(database_url: str, **overrides: Any) -> Settings:
         "database_url": database_url,
         "redis_url": os.environ.get("REDIS_URL") or None,
         "password_hash_profile": "fast",
-        # The suite signs in often from one address; throttling has its own tests.
-        "login_rate_per_ip": "100000/minute",
-        "login_failures_per_account": "100000/minute",
+        # The suite signs in and calls often from one address. Every limit stays on (so
+        # every response carries the headers) but far above what the suite sends; throttling
+        # and rate limits have their own tests with tight ones.
+        **dict.fromkeys(RATE_LIMIT_SETTINGS, "10000000/minute"),
         "log_level": "WARNING",
         # Import sources and export files of the run, shared with worker subprocesses.
         "bulk_storage_dir": os.path.join(tempfile.gettempdir(), "custos-test-files"),
     }
     values.update(overrides)
     return Settings(**values)
+
+
+@asynccontextmanager
+async def runtime_with(database_url: str, **overrides: Any) -> AsyncIterator[Runtime]:
+    """A started Runtime with settings of its own (tight limits, another Redis, ...)."""
+    runtime = Runtime.build(make_settings(database_url, **overrides))
+    await runtime.start()
+    try:
+        yield runtime
+    finally:
+        await runtime.stop()
 
 
 @pytest.fixture(scope="session")
@@ -104,6 +118,26 @@ async def raw_client(app: Any) -> AsyncIterator[httpx.AsyncClient]:
 @pytest.fixture
 def factory(runtime: Runtime) -> Factory:
     return Factory(runtime)
+
+
+@pytest.fixture(scope="session")
+def two_servers(settings: Settings) -> Iterator[list[str]]:
+    """Two real server processes sharing PostgreSQL and Redis, as in production (several
+    processes on one SQLite file are not a configuration Custos supports). Writes meant to
+    reach their caches must go through them."""
+    if not (settings.is_postgres and settings.redis_url):
+        pytest.skip("several processes need the production configuration: PostgreSQL + Redis")
+    with custos_servers(server_env(settings)) as urls:
+        yield urls
+
+
+@pytest.fixture
+def servers(two_servers: list[str]) -> list[str]:
+    """The two server processes, each ready: a test that ends the database's sessions (as a
+    restart would) leaves their pools to find that out on their next request."""
+    for url in two_servers:
+        wait_ready(url)
+    return two_servers
 
 
 def pytest_terminal_summary(terminalreporter: Any) -> None:

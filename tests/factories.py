@@ -10,6 +10,7 @@ import httpx
 
 from custos.api_key import service as key_service
 from custos.api_key.schemas import ApiKeyCreate
+from custos.app import create_app
 from custos.auth.scopes import ROLE_SCOPES, Role
 from custos.runtime import Runtime
 from custos.tenant import service as tenant_service
@@ -80,11 +81,18 @@ class Factory:
             )
         return Account(user.id, tenant_id, tenant_slug, email, PASSWORD, role.value)
 
-    async def key(self, tenant_id: str, scopes: list[str], name: str = "test") -> str:
+    async def key(
+        self,
+        tenant_id: str,
+        scopes: list[str],
+        name: str = "test",
+        rate_limits: dict[str, int] | None = None,
+    ) -> str:
+        body = ApiKeyCreate.model_validate(
+            {"name": name, "scopes": scopes, "rate_limits": rate_limits}
+        )
         async with self.runtime.db.transaction(system=True) as session:
-            issued = await key_service.create(
-                self.runtime, session, None, tenant_id, ApiKeyCreate(name=name, scopes=scopes)
-            )
+            issued = await key_service.create(self.runtime, session, None, tenant_id, body)
         return issued.secret
 
     async def platform_admin(self) -> Account:
@@ -114,3 +122,16 @@ async def configure_tenant(
     return await client.patch(
         f"/api/admin/tenants/{tenant_id}", json={"settings": settings}, headers=bearer(token)
     )
+
+
+def address() -> str:
+    """A random documentation-range client address: per-address counters in Redis outlive a
+    test, so each test that counts them comes from an address of its own."""
+    return f"2001:db8::{secrets.token_hex(2)}:{secrets.token_hex(2)}"
+
+
+def client_for(runtime: Runtime, ip: str | None = None) -> httpx.AsyncClient:
+    """A client of an app built on `runtime` (for settings other than the suite's)."""
+    app = create_app(runtime.settings, runtime)
+    transport = httpx.ASGITransport(app=app, client=(ip or address(), 40_000))
+    return httpx.AsyncClient(transport=transport, base_url="http://t")

@@ -10,6 +10,7 @@ from custos.audit.endpoints import router as audit_router
 from custos.auth.endpoints import oauth_router
 from custos.auth.endpoints import router as auth_router
 from custos.bulk.endpoints import router as bulk_router
+from custos.cache.endpoints import router as cache_router
 from custos.consent.endpoints import router as consent_router
 from custos.customer.endpoints import internal_router as internal_customer_router
 from custos.customer.endpoints import router as customer_router
@@ -19,7 +20,11 @@ from custos.health.endpoints import router as health_router
 from custos.kit.routing import CustosRoute
 from custos.privacy.endpoints import me_router as privacy_me_router
 from custos.privacy.endpoints import router as privacy_router
+from custos.rate_limit.endpoints import admin_router as rate_limit_admin_router
 from custos.tenant.endpoints import router as tenant_router
+from custos.usage.endpoints import admin_router as usage_admin_router
+from custos.usage.endpoints import key_router as key_usage_router
+from custos.usage.endpoints import router as usage_router
 from custos.user.endpoints import router as user_router
 
 V1_PREFIX = "/api/v1"
@@ -38,6 +43,7 @@ for router in (
     oauth_router,
     user_router,
     api_key_router,
+    key_usage_router,
     audit_router,
     customer_router,
     internal_customer_router,
@@ -46,12 +52,14 @@ for router in (
     privacy_router,
     privacy_me_router,
     consent_router,
+    usage_router,
+    cache_router,
     docs_router,
 ):
     v1.include_router(router)
 
 admin = APIRouter(prefix=ADMIN_PREFIX, route_class=CustosRoute)
-for router in (tenant_router, admin_api_key_router):
+for router in (tenant_router, admin_api_key_router, rate_limit_admin_router, usage_admin_router):
     admin.include_router(router)
 
 # Seed-era clients call /api/customers…: the current version serves them, unlisted.

@@ -64,6 +64,8 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     )
     app.state.runtime = runtime
     app.state.job_app = job_app
+    # Routes that take no credentials are limited per address (kit/routing.py).
+    app.state.public_route_guard = runtime.traffic.public_route
     _document_security(app)
     for router in ROUTERS:
         app.include_router(router)
@@ -76,7 +78,14 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
             allow_origins=settings.cors_origins,
             allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE"],
             allow_headers=["Authorization", "Content-Type", "Idempotency-Key", "If-Match"],
-            expose_headers=["X-Request-ID", "ETag", "Retry-After"],
+            expose_headers=[
+                "X-Request-ID",
+                "ETag",
+                "Retry-After",
+                "X-RateLimit-Limit",
+                "X-RateLimit-Remaining",
+                "X-RateLimit-Reset",
+            ],
         )
     app.add_middleware(
         RequestMiddleware,
@@ -84,6 +93,7 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
         hsts=settings.environment == "production",
         upload_paths=UPLOAD_PATHS,
         max_upload_bytes=settings.bulk_max_upload_bytes,
+        traffic=runtime.traffic,
     )
     return app
 

@@ -70,6 +70,14 @@ def serve(
     if workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         # Metrics from every worker are merged through this directory.
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="custos-metrics-")
+    if workers > 1 and not get_settings().redis_url:
+        # Each worker's memory would miss the others' writes: no read cache without Redis.
+        os.environ["CUSTOS_CACHE_ENABLED"] = "false"
+        typer.echo(
+            "warning: several workers without REDIS_URL: the read cache is off, and rate"
+            " limits and credential revocations are counted and heard per worker",
+            err=True,
+        )
     uvicorn.run(
         "custos.app:create_app",
         factory=True,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 from functools import lru_cache
 from pathlib import Path
@@ -20,6 +21,18 @@ DEFAULT_SECRET_KEY = "custos-development-secret-key-change-me"
 MIN_SECRET_KEY_LENGTH = 32
 
 Environment = Literal["development", "test", "production"]
+
+# The settings that hold rate limits in the `limits` notation.
+RATE_LIMIT_SETTINGS = (
+    "rate_limit_global",
+    "rate_limit_per_ip",
+    "rate_limit_per_user",
+    "rate_limit_plan_starter",
+    "rate_limit_plan_pro",
+    "rate_limit_plan_enterprise",
+    "login_rate_per_ip",
+    "login_failures_per_account",
+)
 
 
 class Settings(BaseSettings):
@@ -61,6 +74,30 @@ class Settings(BaseSettings):
     login_rate_per_ip: str = "60/minute"
     login_failures_per_account: str = "10 per 15 minutes"
 
+    # Traffic control. Limits use the `limits` notation ("100/minute", "1000 per hour");
+    # several are separated by ";". An empty string means no limit of that kind.
+    rate_limits_enabled: bool = True
+    # Redis unreachable: serve on, counting per process in memory (fail-open), or refuse
+    # with 503 until it returns (fail-closed).
+    rate_limit_fail_open: bool = True
+    rate_limit_global: str = "10000/minute"
+    rate_limit_per_ip: str = "100/minute"
+    rate_limit_per_user: str = "1000/hour"
+    rate_limit_plan_starter: str = "600/minute;20000/hour"
+    rate_limit_plan_pro: str = "3000/minute;150000/hour"
+    rate_limit_plan_enterprise: str = "15000/minute"
+
+    usage_metering_enabled: bool = True
+    usage_flush_seconds: float = Field(5.0, gt=0, le=300)
+    usage_buffer_max_rows: int = Field(200_000, ge=1000)
+    usage_raw_retention_days: int = Field(14, ge=1, le=366)
+    usage_daily_retention_days: int = Field(400, ge=7, le=3660)
+
+    cache_enabled: bool = True
+    cache_customer_ttl_seconds: int = Field(600, ge=1, le=86_400)
+    cache_list_ttl_seconds: int = Field(300, ge=1, le=86_400)
+    cache_memory_max_entries: int = Field(10_000, ge=100)
+
     # "fast" trades argon2 cost for speed; only the test suite should use it.
     password_hash_profile: Literal["default", "fast"] = "default"
 
@@ -100,6 +137,20 @@ class Settings(BaseSettings):
             return [part.strip() for part in value.split(",") if part.strip()]
         return value
 
+    @field_validator(*RATE_LIMIT_SETTINGS)
+    @classmethod
+    def _valid_limits(cls, value: str) -> str:
+        from limits import parse_many
+
+        if value.strip():
+            try:
+                parse_many(value)
+            except ValueError:
+                raise ValueError(
+                    f"{value!r} is not a rate limit such as '100/minute' or '10/second;1000/hour'"
+                ) from None
+        return value
+
     @field_validator("database_url")
     @classmethod
     def _normalise_database_url(cls, value: str) -> str:
@@ -124,6 +175,13 @@ class Settings(BaseSettings):
                     "(e.g. `python -c 'import secrets; print(secrets.token_urlsafe(48))'`)"
                 )
         return self
+
+    @property
+    def deployment_id(self) -> str:
+        """Names this deployment (secret and database) in a shared Redis: deployments or
+        test runs sharing a Redis server never see each other's keys or channels."""
+        seed = f"{self.secret_key.get_secret_value()}|{self.database_url}".encode()
+        return hashlib.sha256(seed).hexdigest()[:16]
 
     @property
     def is_postgres(self) -> bool:

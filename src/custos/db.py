@@ -29,6 +29,10 @@ class ChainSealer(Protocol):
     def request(self, tenant_ids: Iterable[str]) -> None: ...
 
 
+class CacheInvalidator(Protocol):
+    async def invalidate(self, changed: dict[str, set[str]]) -> None: ...
+
+
 BeforeCommitHook = Callable[[AsyncSession], Awaitable[None]]
 AfterCommitHook = Callable[[], Awaitable[None]]
 
@@ -112,6 +116,9 @@ class Database:
         self.sessionmaker = async_sessionmaker(self.engine, expire_on_commit=False)
         # Set by the runtime: seals the audit chains a committed transaction appended to.
         self.audit_sealer: ChainSealer | None = None
+        # Set by the read cache: what writes outside the ORM (one-round-trip paths, COPY)
+        # tell after their commit, {tenant id: customer ids}; ORM flushes it sees itself.
+        self.read_cache: CacheInvalidator | None = None
 
     async def dispose(self) -> None:
         await self.engine.dispose()

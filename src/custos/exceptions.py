@@ -84,8 +84,16 @@ class TooManyRequests(CustosError):
     title = "Too Many Requests"
     slug = "rate-limited"
 
-    def __init__(self, detail: str | None = None, *, retry_after: int) -> None:
-        super().__init__(detail, headers={"Retry-After": str(max(1, retry_after))})
+    def __init__(
+        self,
+        detail: str | None = None,
+        *,
+        retry_after: int,
+        extensions: dict[str, Any] | None = None,
+    ) -> None:
+        super().__init__(
+            detail, headers={"Retry-After": str(max(1, retry_after))}, extensions=extensions
+        )
         self.retry_after = retry_after
 
 

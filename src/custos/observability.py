@@ -35,6 +35,32 @@ AUTH_CACHE_CONNECTED = Gauge(
     multiprocess_mode="min",
 )
 
+# Traffic control. Labels are fixed vocabularies (limit scopes, cache kinds), never tenants.
+REDIS_UP = Gauge(
+    "custos_redis_up",
+    "1 while rate limits and the read cache reach Redis (0: failing open or closed)",
+    multiprocess_mode="min",
+)
+REDIS_ERRORS = Counter(
+    "custos_redis_errors_total", "Redis calls that failed, by component", ["component"]
+)
+RATE_LIMIT_REFUSALS = Counter(
+    "custos_rate_limit_refusals_total", "Requests refused with 429, by limit", ["scope"]
+)
+CACHE_REQUESTS = Counter(
+    "custos_cache_requests_total",
+    "Read cache look-ups: hit, miss, or bypass (cache unavailable)",
+    ["cache", "result"],
+)
+USAGE_ROWS_WRITTEN = Counter("custos_usage_rows_written_total", "Usage rows flushed")
+USAGE_FLUSH_FAILURES = Counter(
+    "custos_usage_flush_failures_total", "Usage flushes that failed (kept for the next one)"
+)
+USAGE_DROPPED = Counter(
+    "custos_usage_requests_dropped_total",
+    "Requests not metered because the unflushed buffer was full",
+)
+
 
 def configure_logging(settings: Settings) -> None:
     level = logging.getLevelNamesMapping().get(settings.log_level.upper(), logging.INFO)

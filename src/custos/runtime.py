@@ -15,9 +15,13 @@ from custos.auth.cache import CredentialCache
 from custos.auth.passwords import Passwords
 from custos.auth.throttle import LoginThrottle, create_limits_storage
 from custos.auth.tokens import Tokens
+from custos.cache.service import ReadCache
 from custos.config import Settings
 from custos.db import Database
-from custos.redis import create_redis
+from custos.rate_limit.gate import TrafficGate
+from custos.rate_limit.limiter import LeasedLimiter
+from custos.redis import RedisHealth, create_redis, create_traffic_redis
+from custos.usage.meter import UsageMeter
 
 
 @dataclass
@@ -32,11 +36,36 @@ class Runtime:
     last_used: LastUsedTracker
     login_throttle: LoginThrottle
     audit_sealer: AuditSealer
+    # Traffic control: rate limits and metering at the request's edges, the read cache. Both
+    # limits and cache use their own fail-fast Redis pool, watched by redis_health.
+    redis_health: RedisHealth
+    usage: UsageMeter | None
+    traffic: TrafficGate
+    read_cache: ReadCache
 
     @classmethod
     def build(cls, settings: Settings, db: Database | None = None) -> Runtime:
         database = db or Database(settings)
         redis = create_redis(settings)
+        traffic_redis = create_traffic_redis(settings)
+        health = RedisHealth(traffic_redis)
+        limiter = LeasedLimiter(
+            create_limits_storage(settings, traffic_redis) if traffic_redis else None,
+            health,
+            namespace=settings.deployment_id,
+            fail_open=settings.rate_limit_fail_open,
+        )
+        usage = (
+            UsageMeter(
+                database,
+                flush_seconds=settings.usage_flush_seconds,
+                max_rows=settings.usage_buffer_max_rows,
+            )
+            if settings.usage_metering_enabled
+            else None
+        )
+        read_cache = ReadCache(settings, traffic_redis, health)
+        read_cache.attach(database)
         return cls(
             settings=settings,
             db=database,
@@ -48,8 +77,13 @@ class Runtime:
                 settings.secret_key.get_secret_value(), settings.api_key_prefix
             ),
             last_used=LastUsedTracker(database, settings.api_key_last_used_flush_seconds),
-            login_throttle=LoginThrottle(settings, create_limits_storage(settings, redis)),
+            # On the fail-fast pool too: a Redis outage must not hold sign-ins for seconds.
+            login_throttle=LoginThrottle(settings, create_limits_storage(settings, traffic_redis)),
             audit_sealer=AuditSealer(database),
+            redis_health=health,
+            usage=usage,
+            traffic=TrafficGate(settings, limiter, usage),
+            read_cache=read_cache,
         )
 
     async def start(self) -> None:
@@ -57,11 +91,19 @@ class Runtime:
         await self.last_used.start()
         await self.audit_sealer.start()
         self.db.audit_sealer = self.audit_sealer
+        if self.usage is not None:
+            await self.usage.start()
+        await self.read_cache.start()
 
     async def stop(self) -> None:
         self.db.audit_sealer = None
         await self.audit_sealer.stop()
         await self.last_used.stop()
+        # Graceful shutdown: what this process metered is written before it goes.
+        if self.usage is not None:
+            await self.usage.stop()
+        await self.read_cache.stop()
+        await self.redis_health.stop()
         await self.credentials.stop()
         if self.redis is not None:
             with contextlib.suppress(Exception):

@@ -10,32 +10,20 @@ from typing import Any
 import httpx
 import pytest
 
-from custos.app import create_app
 from custos.config import Settings
 from custos.runtime import Runtime
-from tests.conftest import make_settings
-from tests.factories import Factory
+from tests.conftest import runtime_with
+from tests.factories import Factory, client_for
 
 
 @pytest.fixture
 async def strict(settings: Settings) -> AsyncIterator[Runtime]:
-    runtime = Runtime.build(
-        make_settings(
-            settings.database_url,
-            login_rate_per_ip="5/minute",
-            login_failures_per_account="3 per 15 minutes",
-        )
-    )
-    yield runtime
-    await runtime.stop()
-
-
-def _client(runtime: Runtime, ip: str | None = None) -> httpx.AsyncClient:
-    # Random documentation-range addresses: counters on Redis outlive a test run.
-    ip = ip or f"2001:db8::{secrets.token_hex(2)}:{secrets.token_hex(2)}"
-    app = create_app(runtime.settings, runtime)
-    transport = httpx.ASGITransport(app=app, client=(ip, 40_000))
-    return httpx.AsyncClient(transport=transport, base_url="http://t")
+    async with runtime_with(
+        settings.database_url,
+        login_rate_per_ip="5/minute",
+        login_failures_per_account="3 per 15 minutes",
+    ) as runtime:
+        yield runtime
 
 
 async def _login(client: httpx.AsyncClient, email: str, password: str) -> httpx.Response:
@@ -50,9 +38,9 @@ class TestThrottle:
         email = tenant.admin.email
         # Each attempt from another address: the per-account limit is what stops this.
         for _ in range(3):
-            async with _client(strict) as client:
+            async with client_for(strict) as client:
                 assert (await _login(client, email, "wrong")).status_code == 401
-        async with _client(strict) as client:
+        async with client_for(strict) as client:
             locked = await _login(client, email, tenant.admin.password)
         assert locked.status_code == 429
         assert int(locked.headers["retry-after"]) > 0
@@ -62,7 +50,7 @@ class TestThrottle:
         self, strict: Runtime, factory: Factory
     ) -> None:
         tenant = await factory.tenant()
-        async with _client(strict) as client:
+        async with client_for(strict) as client:
             statuses = [
                 (await _login(client, f"{secrets.token_hex(6)}@example.com", "guess")).status_code
                 for _ in range(7)
@@ -76,7 +64,7 @@ class TestThrottle:
         self, strict: Runtime, factory: Factory
     ) -> None:
         tenant = await factory.tenant()
-        async with _client(strict) as client:
+        async with client_for(strict) as client:
             statuses = []
             for _ in range(6):
                 response = await client.post(
@@ -95,10 +83,9 @@ class TestThrottle:
     ) -> None:
         tenant = await factory.tenant()
         broken: dict[str, Any] = {"redis_url": "redis://127.0.0.1:1/0"}
-        runtime = Runtime.build(make_settings(settings.database_url, **broken))
-        try:
-            async with _client(runtime) as client:
-                ok = await _login(client, tenant.admin.email, tenant.admin.password)
-            assert ok.status_code == 200
-        finally:
-            await runtime.stop()
+        async with (
+            runtime_with(settings.database_url, **broken) as runtime,
+            client_for(runtime) as client,
+        ):
+            ok = await _login(client, tenant.admin.email, tenant.admin.password)
+        assert ok.status_code == 200

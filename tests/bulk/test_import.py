@@ -22,7 +22,7 @@ from tests.bulk.helpers import (
     start_import,
     xlsx_bytes,
 )
-from tests.conftest import make_settings
+from tests.conftest import runtime_with
 from tests.factories import Factory, TenantHandle, bearer
 
 HEADER = ["external_id", "email", "full_name", "phone", "company", "tags", "city", "country"]
@@ -324,11 +324,15 @@ class TestHostileFiles:
     async def test_limits_on_size_and_rows(self, settings: Settings, tenant: TenantHandle) -> None:
         from custos.app import create_app
 
-        small = make_settings(settings.database_url, bulk_max_upload_bytes=4096, bulk_max_rows=10)
-        app = create_app(small, Runtime.build(small))
-        async with httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=app), base_url="http://t"
-        ) as client:
+        async with (
+            runtime_with(
+                settings.database_url, bulk_max_upload_bytes=4096, bulk_max_rows=10
+            ) as own,
+            httpx.AsyncClient(
+                transport=httpx.ASGITransport(app=create_app(own.settings, own)),
+                base_url="http://t",
+            ) as client,
+        ):
             big = csv_bytes([["full_name"]] + [["x" * 100]] * 100)
             response = await start_import(client, tenant.admin_key, big)
             assert response.status_code == 413
@@ -336,16 +340,15 @@ class TestHostileFiles:
             response = await start_import(client, tenant.admin_key, many)
             assert response.status_code == 413
             assert "rows" in response.json()["detail"]
-        await app.state.runtime.db.dispose()
 
 
 class TestResume:
     @pytest.fixture
     async def small_chunks(self, settings: Settings) -> AsyncIterator[Runtime]:
-        own = make_settings(settings.database_url, bulk_chunk_rows=100, bulk_lease_seconds=30)
-        runtime = Runtime.build(own)
-        yield runtime
-        await runtime.db.dispose()
+        async with runtime_with(
+            settings.database_url, bulk_chunk_rows=100, bulk_lease_seconds=30
+        ) as runtime:
+            yield runtime
 
     async def test_a_crash_mid_import_resumes_from_the_checkpoint_without_duplicates(
         self,

@@ -127,6 +127,8 @@ async def tenants(client: httpx.AsyncClient, factory: Factory, runtime: Runtime)
             "feedback_id": feedback_response.json()["id"],
             "operation_id": export_response.json()["id"],
             "request_id": request_response.json()["id"],
+            # The owner's cache entry for that customer, as DELETE /cache/{key} names it.
+            "key": f"customer:{customer_id}",
         },
     }
 
@@ -176,6 +178,7 @@ def test_every_path_parameter_has_a_real_id_to_try() -> None:
         "feedback_id",
         "operation_id",
         "request_id",
+        "key",
     }
     params = {p for _, path in TENANT_ROUTES for p in re.findall(r"\{(\w+)\}", path)}
     assert params <= known, f"give the cross-tenant suite a real id for {params - known}"

@@ -6,96 +6,14 @@ through one must stop the other from honouring the old credential or role within
 from __future__ import annotations
 
 import asyncio
-import os
-import socket
-import subprocess
-import sys
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
 
 import httpx
-import pytest
 
-from custos.config import Settings
 from tests.factories import Factory, bearer, login
 
 BOUND_SECONDS = 1.0
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
-@pytest.fixture(scope="module")
-def servers(settings: Settings) -> Iterator[tuple[str, str]]:
-    if not (settings.is_postgres and settings.redis_url):
-        pytest.skip("several processes need the production configuration: PostgreSQL + Redis")
-    env = {
-        **os.environ,
-        "DATABASE_URL": settings.database_url,
-        "REDIS_URL": settings.redis_url or "",
-        "CUSTOS_SECRET_KEY": settings.secret_key.get_secret_value(),
-        "CUSTOS_ENVIRONMENT": "test",
-        "CUSTOS_PASSWORD_HASH_PROFILE": "fast",
-        "CUSTOS_LOGIN_RATE_PER_IP": settings.login_rate_per_ip,
-        "CUSTOS_LOGIN_FAILURES_PER_ACCOUNT": settings.login_failures_per_account,
-        "CUSTOS_LOG_LEVEL": "WARNING",
-    }
-    ports = [_free_port(), _free_port()]
-    processes = [
-        subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "uvicorn",
-                "--factory",
-                "custos.app:create_app",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(port),
-                "--log-level",
-                "warning",
-                "--timeout-graceful-shutdown",
-                "5",
-            ],
-            env=env,
-            stdout=subprocess.DEVNULL,
-        )
-        for port in ports
-    ]
-    urls = [f"http://127.0.0.1:{port}" for port in ports]
-    try:
-        deadline = time.monotonic() + 30
-        for url in urls:
-            while True:
-                try:
-                    if (
-                        httpx.get(f"{url}/health/detailed", timeout=1).json()["components"][
-                            "auth_cache"
-                        ]["status"]
-                        == "ok"
-                    ):
-                        break
-                except (httpx.HTTPError, KeyError, ValueError):
-                    pass
-                if time.monotonic() > deadline:
-                    raise RuntimeError(f"{url} did not start")
-                time.sleep(0.1)
-        yield urls[0], urls[1]
-    finally:
-        for process in processes:
-            process.terminate()
-        for process in processes:
-            try:
-                process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(timeout=5)
-                raise AssertionError("a server did not shut down within 15 s of SIGTERM") from None
 
 
 async def _time_until(check: Callable[[], Awaitable[bool]], limit: float = 3.0) -> float:
@@ -109,7 +27,7 @@ async def _time_until(check: Callable[[], Awaitable[bool]], limit: float = 3.0) 
 
 class TestAcrossProcesses:
     async def test_a_revoked_key_stops_working_on_the_other_process(
-        self, servers: tuple[str, str], factory: Factory
+        self, servers: list[str], factory: Factory
     ) -> None:
         first, second = servers
         tenant = await factory.tenant()
@@ -138,7 +56,7 @@ class TestAcrossProcesses:
         assert elapsed < BOUND_SECONDS
 
     async def test_a_suspended_tenant_is_locked_out_on_the_other_process(
-        self, servers: tuple[str, str], factory: Factory
+        self, servers: list[str], factory: Factory
     ) -> None:
         first, second = servers
         operator = await factory.platform_admin()
@@ -170,7 +88,7 @@ class TestAcrossProcesses:
         assert elapsed < BOUND_SECONDS
 
     async def test_a_demoted_user_loses_the_scope_on_the_other_process(
-        self, servers: tuple[str, str], factory: Factory
+        self, servers: list[str], factory: Factory
     ) -> None:
         first, second = servers
         tenant = await factory.tenant()

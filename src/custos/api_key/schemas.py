@@ -19,10 +19,24 @@ def _known_scopes(value: list[str] | None) -> list[str] | None:
     return sorted(set(value))
 
 
+MAX_RATE = 1_000_000_000
+
+
+class RateLimits(Schema):
+    """Requests allowed per window; an absent or null window is not limited on its own."""
+
+    per_minute: int | None = Field(None, ge=1, le=MAX_RATE, examples=[600])
+    per_hour: int | None = Field(None, ge=1, le=MAX_RATE, examples=[20_000])
+    per_day: int | None = Field(None, ge=1, le=MAX_RATE)
+
+
 class ApiKeyCreate(Schema):
     name: str = Field(min_length=1, max_length=100, examples=["ci"])
     scopes: list[str] = Field(min_length=1, max_length=MAX_SCOPES, examples=[["customers:read"]])
     expires_at: AwareDatetime | None = Field(None, description="No expiry when absent")
+    rate_limits: RateLimits | None = Field(
+        None, description="The key's own limits, on top of its tenant's; none when absent"
+    )
 
     _scopes = field_validator("scopes")(_known_scopes)
 
@@ -30,6 +44,9 @@ class ApiKeyCreate(Schema):
 class ApiKeyUpdate(Schema):
     name: str | None = Field(None, min_length=1, max_length=100)
     scopes: list[str] | None = Field(None, min_length=1, max_length=MAX_SCOPES)
+    rate_limits: RateLimits | None = Field(
+        None, description="Replaces the key's own limits; null removes them"
+    )
 
     _scopes = field_validator("scopes")(_known_scopes)
 
@@ -51,6 +68,9 @@ class ApiKey(Schema):
     last_used_at: datetime | None
     previous_valid_until: datetime | None = Field(
         None, description="During a rotation's grace period, when the old secret stops working"
+    )
+    rate_limits: RateLimits | None = Field(
+        None, description="The key's own limits per window, on top of its tenant's"
     )
     created_by: str | None
     created_at: datetime

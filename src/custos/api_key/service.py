@@ -56,6 +56,7 @@ async def create(
         expires_at=as_utc(body.expires_at) if body.expires_at else None,
         created_by=actor.id if actor else None,
     )
+    key.rate_limits = body.rate_limits.model_dump() if body.rate_limits else None
     session.add(key)
     await session.flush()
     audit.record(
@@ -68,6 +69,7 @@ async def create(
         changes={
             "name": {"from": None, "to": key.name},
             "scopes": {"from": None, "to": key.scopes},
+            **({"rate_limits": {"from": None, "to": key.rate_limits}} if key.rate_limits else {}),
         },
     )
     return IssuedKey(record=key, secret=secret.key)
@@ -85,12 +87,17 @@ async def update(
 ) -> ApiKey:
     key = await get(session, actor.tenant_id, key_id)
     _ensure_live(key)
-    changes = body.model_dump(exclude_unset=True, exclude_none=True)
+    changes = body.model_dump(exclude_unset=True, exclude_none=True, exclude={"rate_limits"})
     if "scopes" in changes:
         ensure_within(actor, changes["scopes"])
-    before = {"name": key.name, "scopes": key.scopes}
+    before = {"name": key.name, "scopes": key.scopes, "rate_limits": key.rate_limits}
+    if "rate_limits" in body.model_fields_set:
+        # A null removes the key's own limits: unlike the other fields, it is a value here.
+        key.rate_limits = body.rate_limits.model_dump() if body.rate_limits else None
+        changes["rate_limits"] = key.rate_limits
     for name, value in changes.items():
-        setattr(key, name, value)
+        if name != "rate_limits":
+            setattr(key, name, value)
     await session.flush()
     audit.record(
         session,

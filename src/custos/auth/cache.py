@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
 import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Iterable
@@ -43,8 +42,7 @@ Verdict = tuple[Principal | None, frozenset[str]]
 def channel_for(settings: Settings) -> bytes:
     """One channel per deployment (secret and database), so deployments or test runs that
     share a Redis server never hear each other's heartbeats or invalidations."""
-    seed = f"{settings.secret_key.get_secret_value()}|{settings.database_url}".encode()
-    return b"custos:auth:" + hashlib.sha256(seed).hexdigest()[:16].encode()
+    return b"custos:auth:" + settings.deployment_id.encode()
 
 
 class CredentialCache:

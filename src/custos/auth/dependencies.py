@@ -19,6 +19,7 @@ from custos.auth.principal import Principal
 from custos.auth.scopes import PLATFORM_ADMIN, SCOPES
 from custos.auth.verifier import Verifier
 from custos.exceptions import Forbidden, Unauthorized
+from custos.kit.routing import IDENTIFIES_CALLER
 from custos.runtime import Runtime
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
@@ -37,13 +38,25 @@ async def authenticate(request: Request) -> Principal:
     # One dependency that reads the header itself: each extra dependency costs every
     # authenticated request tens of microseconds. The OpenAPI security schemes are
     # documented from the routes' declared policy instead (see app.py).
+    runtime: Runtime = request.app.state.runtime
     scheme, _, token = (request.headers.get("authorization") or "").partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
-        raise Unauthorized("Send `Authorization: Bearer <access token or API key>`")
-    principal = await Verifier(request.app.state.runtime).authenticate(token.strip())
+    try:
+        if scheme.lower() != "bearer" or not token.strip():
+            raise Unauthorized("Send `Authorization: Bearer <access token or API key>`")
+        principal = await Verifier(runtime).authenticate(token.strip())
+    except Unauthorized:
+        # A refused credential counts against the caller's address, like a public route:
+        # guessing keys is limited per address (429 once over).
+        await runtime.traffic.address()
+        raise
     request.state.principal = principal
     structlog.contextvars.bind_contextvars(tenant_id=principal.tenant_id)
+    # The caller's and the tenant's limits, now that the cached principal names them.
+    await runtime.traffic.principal(principal)
     return principal
+
+
+setattr(authenticate, IDENTIFIES_CALLER, True)
 
 
 Authenticated = Annotated[Principal, Depends(authenticate)]
@@ -112,6 +125,8 @@ PrivacyErase = Annotated[Principal, Depends(require_scopes("privacy:erase"))]
 PrivacyReidentify = Annotated[Principal, Depends(require_scopes("privacy:reidentify"))]
 ConsentsRead = Annotated[Principal, Depends(require_scopes("consents:read"))]
 ConsentsWrite = Annotated[Principal, Depends(require_scopes("consents:write"))]
+UsageRead = Annotated[Principal, Depends(require_scopes("usage:read"))]
+CacheAdmin = Annotated[Principal, Depends(require_scopes("cache:admin"))]
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
@@ -31,6 +31,11 @@ class Principal:
     # The tenant's settings when the credential was loaded; a change to the tenant evicts
     # the cached principal, so they are as fresh as its status. None: not loaded.
     tenant_settings: Mapping[str, Any] | None = None
+    # For rate limiting, cached with the principal like the settings: the tenant's plan and
+    # the platform's overrides of its limits, and an API key's own limits (by window).
+    tenant_plan: str | None = None
+    tenant_rate_limits: Mapping[str, int] | None = None
+    rate_limits: Mapping[str, int] | None = None
 
     @property
     def is_platform_admin(self) -> bool:
@@ -40,14 +45,4 @@ class Principal:
         return all(s in self.scopes for s in scopes)
 
     def narrowed(self, scopes: frozenset[str]) -> Principal:
-        return Principal(
-            kind=self.kind,
-            id=self.id,
-            tenant_id=self.tenant_id,
-            scopes=self.scopes & scopes,
-            role=self.role,
-            session_id=self.session_id,
-            customer_id=self.customer_id,
-            valid_until=self.valid_until,
-            tenant_settings=self.tenant_settings,
-        )
+        return replace(self, scopes=self.scopes & scopes)

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import math
-import time
-
 import structlog
 from limits import RateLimitItem, parse
 from limits.aio.storage import MemoryStorage, RedisStorage, Storage
@@ -12,8 +9,9 @@ from limits.aio.strategies import MovingWindowRateLimiter
 from redis.asyncio import Redis
 
 from custos.config import Settings
-from custos.exceptions import TooManyRequests
 from custos.kit.crypto import derive_key, keyed_hash
+from custos.rate_limit.gate import note_limit, refusal
+from custos.rate_limit.limiter import Decision
 
 log = structlog.get_logger(__name__)
 
@@ -58,12 +56,16 @@ class LoginThrottle:
                 allowed = await self._limiter.hit(item, scope, ident)
             else:
                 allowed = await self._limiter.test(item, scope, ident)
-            if allowed:
+            if allowed and not consume:
                 return
             stats = await self._limiter.get_window_stats(item, scope, ident)
-            retry_after = max(1, math.ceil(stats.reset_time - time.time()))
         except Exception as exc:
             # Fail open: an unavailable rate-limit store must not lock everybody out.
             log.warning("login_throttle_unavailable", error=type(exc).__name__)
             return
-        raise TooManyRequests("Too many sign-in attempts; try again later", retry_after=retry_after)
+        label = "sign_in" if consume else "account"
+        decision = Decision(allowed, label, item, int(stats.remaining), stats.reset_time)
+        # The stricter sign-in limit is what the response's X-RateLimit-* headers show.
+        note_limit(decision)
+        if not allowed:
+            raise refusal(decision)

@@ -41,6 +41,9 @@ def _key_principal(key: ApiKey, tenant: Tenant, key_hash: str | None) -> Princip
         scopes=frozenset(key.scopes),
         valid_until=_earliest(key.expires_at, grace_until),
         tenant_settings=tenant.settings,
+        tenant_plan=tenant.plan,
+        tenant_rate_limits=tenant.rate_limits,
+        rate_limits=key.rate_limits,
     )
 
 
@@ -132,5 +135,7 @@ class Verifier:
             customer_id=user.customer_id,
             valid_until=auth_session.expires_at,
             tenant_settings=tenant.settings,
+            tenant_plan=tenant.plan,
+            tenant_rate_limits=tenant.rate_limits,
         )
         return principal, tags

@@ -1,9 +1,10 @@
 from __future__ import annotations
 
 from typing import Annotated, Any
+from urllib.parse import urlencode
 
 import sqlalchemy as sa
-from fastapi import APIRouter, Header, Query, Response
+from fastapi import APIRouter, Header, Query, Request, Response
 
 from custos.auth.dependencies import (
     CustomersRead,
@@ -82,9 +83,21 @@ async def create_customer(
 
 @router.get("", response_model=Page[Customer], summary="List customers, newest first")
 async def list_customers(
-    auth: CustomersRead, runtime: RuntimeDep, query: Annotated[CustomerListQuery, Query()]
+    request: Request,
+    auth: CustomersRead,
+    runtime: RuntimeDep,
+    query: Annotated[CustomerListQuery, Query()],
 ) -> Response:
-    return Response(await lists.page(runtime.db, auth, query), media_type="application/json")
+    async def page() -> bytes:
+        return await lists.page(runtime.db, auth, query)
+
+    # Read cache (cache/service.py): the page for this exact query, until a customer changes.
+    body = await runtime.read_cache.customer_list(auth.tenant_id, _canonical(request), page)
+    return Response(body, media_type="application/json")
+
+
+def _canonical(request: Request) -> str:
+    return urlencode(sorted(request.query_params.multi_items()))
 
 
 @router.post(
@@ -205,7 +218,10 @@ async def patch_me(
 
 @router.get("/{customer_id}", response_model=Customer, summary="Get a customer (with its ETag)")
 async def get_customer(customer_id: str, auth: CustomersRead, runtime: RuntimeDep) -> Response:
-    body, etag = await reads.customer_document(runtime.db, auth, customer_id)
+    # Read cache (cache/service.py) in front of the one-round-trip read.
+    body, etag = await runtime.read_cache.customer(
+        auth.tenant_id, customer_id, lambda: reads.customer_document(runtime.db, auth, customer_id)
+    )
     return Response(body, media_type="application/json", headers={"ETag": etag})
 
 

@@ -127,7 +127,10 @@ async def _create_in_one_round_trip(
         await db.one_round_trip(actor.tenant_id, "; ".join(statements), params)
     except psycopg.errors.UniqueViolation as exc:
         raise service.duplicate_conflict(exc) from None
-    # What the generic path's commit hooks would do: seal the new audit row into the chain.
+    # What the generic path's commit hooks would do: seal the new audit row into the chain,
+    # and retire the tenant's cached list pages (before the response, as they do).
     if db.audit_sealer is not None:
         db.audit_sealer.request([actor.tenant_id])
+    if db.read_cache is not None:
+        await db.read_cache.invalidate({actor.tenant_id: {customer.id}})
     return document, _headers(customer.id, customer.version)

@@ -69,6 +69,20 @@ async def _check_jobs(runtime: Runtime, request: Request) -> dict[str, Any]:
     }
 
 
+def _traffic(runtime: Runtime) -> dict[str, Any]:
+    settings = runtime.settings
+    shared = runtime.traffic.limiter.shared
+    return {
+        # degraded: Redis is configured but not answering (failing open or closed).
+        "status": "ok" if runtime.redis_health.up or runtime.redis is None else "degraded",
+        "rate_limits": "off" if not settings.rate_limits_enabled else "on",
+        "counting_in": "redis" if shared and runtime.redis is not None else "memory",
+        "fail_open": settings.rate_limit_fail_open,
+        "cache": runtime.read_cache.store.backend if settings.cache_enabled else "off",
+        "usage_pending_rows": runtime.usage.pending if runtime.usage is not None else None,
+    }
+
+
 @router.get("/health/detailed", summary="Each component's state and latency; the job queue")
 async def health_detailed(
     runtime: RuntimeDep, request: Request, response: Response
@@ -86,6 +100,7 @@ async def health_detailed(
             "broadcast_failures": runtime.credentials.broadcast_failures,
         },
         "jobs": await _check_jobs(runtime, request),
+        "traffic": _traffic(runtime),
     }
     ok = database["status"] == "ok" and redis["status"] in ("ok", "not_configured")
     response.status_code = 200 if ok else 503

@@ -1,17 +1,20 @@
 """One pure-ASGI middleware for what every request needs: request id, context for audit and
-logs, the body size limit, security headers, metrics and the access log."""
+logs, the body size limit, security headers, metrics and the access log; and, through
+TrafficHooks, rate limits (the global ceiling, and the headers of whichever limit is
+tightest) and usage metering."""
 
 from __future__ import annotations
 
 import re
 import time
 import uuid
+from typing import Any, Protocol
 
 import structlog
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from custos.exceptions import PayloadTooLarge
+from custos.exceptions import CustosError, PayloadTooLarge
 from custos.kit.context import RequestContext, request_context
 from custos.kit.errors import INTERNAL_ERROR_DETAIL, PROBLEM_JSON, problem_content
 from custos.observability import HTTP_DURATION, HTTP_REQUESTS
@@ -29,6 +32,26 @@ _API_CSP = (b"content-security-policy", b"default-src 'none'; frame-ancestors 'n
 _DOC_PATHS = ("/docs", "/redoc")
 
 
+class TrafficHooks(Protocol):
+    """Rate limiting and metering (rate_limit/gate.py), kept behind this seam."""
+
+    async def admit(self, scope: Scope) -> tuple[Any, CustosError | None]: ...
+
+    def response_headers(self, traffic: Any) -> list[tuple[bytes, bytes]]: ...
+
+    def finish(
+        self,
+        traffic: Any,
+        *,
+        method: str,
+        route: str,
+        status: int,
+        seconds: float,
+        request_bytes: int,
+        response_bytes: int,
+    ) -> None: ...
+
+
 class RequestMiddleware:
     def __init__(
         self,
@@ -38,6 +61,7 @@ class RequestMiddleware:
         hsts: bool = False,
         upload_paths: tuple[str, ...] = (),
         max_upload_bytes: int = 0,
+        traffic: TrafficHooks | None = None,
     ) -> None:
         self.app = app
         self.max_body_bytes = max_body_bytes
@@ -45,6 +69,7 @@ class RequestMiddleware:
         self.upload_paths = upload_paths
         self.max_upload_bytes = max(max_upload_bytes, max_body_bytes)
         self.hsts = hsts
+        self.traffic = traffic
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -75,6 +100,8 @@ class RequestMiddleware:
             if self.upload_paths and scope["path"].endswith(self.upload_paths)
             else self.max_body_bytes
         )
+        sent = 0
+        traffic_state: Any = None
 
         async def limited_receive() -> Message:
             nonlocal seen, exceeded
@@ -99,8 +126,10 @@ class RequestMiddleware:
             await send_with_headers(message)
 
         async def send_with_headers(message: Message) -> None:
-            nonlocal status, response_started
-            if message["type"] == "http.response.start":
+            nonlocal status, response_started, sent
+            if message["type"] == "http.response.body":
+                sent += len(message.get("body", b""))
+            elif message["type"] == "http.response.start":
                 response_started = True
                 status = message["status"]
                 raw = list(message.get("headers", []))
@@ -113,12 +142,20 @@ class RequestMiddleware:
                     raw.append((b"cache-control", b"no-store"))
                 if self.hsts:
                     raw.append((b"strict-transport-security", b"max-age=63072000"))
+                if traffic_state is not None and self.traffic is not None:
+                    raw.extend(self.traffic.response_headers(traffic_state))
                 message["headers"] = raw
             await send(message)
 
+        length = headers.get("content-length", "")
         try:
-            length = headers.get("content-length", "")
-            if length and (not length.isdigit() or int(length) > limit):
+            refused = None
+            if self.traffic is not None:
+                traffic_state, refused = await self.traffic.admit(scope)
+            if refused is not None:
+                answer = _refusal(refused, request_id, scope["path"])
+                await answer(scope, receive, send_with_headers)
+            elif length and (not length.isdigit() or int(length) > limit):
                 refusal = _too_large(limit, request_id, scope["path"])
                 await refusal(scope, receive, send_with_headers)  # refused before reading
             else:
@@ -137,6 +174,17 @@ class RequestMiddleware:
             labels = (method, template, str(status))
             HTTP_REQUESTS.labels(*labels).inc()
             HTTP_DURATION.labels(*labels).observe(elapsed)
+            if traffic_state is not None and self.traffic is not None:
+                declared = int(length) if length.isdigit() else 0
+                self.traffic.finish(
+                    traffic_state,
+                    method=method,
+                    route=template,
+                    status=status,
+                    seconds=elapsed,
+                    request_bytes=max(seen, declared),
+                    response_bytes=sent,
+                )
             log.info(
                 "request",
                 method=method,
@@ -162,6 +210,21 @@ def _problem(
 ) -> ASGIApp:
     content = problem_content(status, slug, title, detail, instance=path, request_id=request_id)
     return Response(content, status_code=status, media_type=PROBLEM_JSON)
+
+
+def _refusal(error: CustosError, request_id: str, path: str) -> ASGIApp:
+    content = problem_content(
+        error.status_code,
+        error.slug,
+        error.title,
+        error.detail,
+        instance=path,
+        request_id=request_id,
+        extensions=error.extensions,
+    )
+    return Response(
+        content, status_code=error.status_code, media_type=PROBLEM_JSON, headers=error.headers
+    )
 
 
 def _too_large(limit: int, request_id: str, path: str) -> ASGIApp:

@@ -1,4 +1,5 @@
-"""The route class every router uses: JSON bodies parsed with orjson.
+"""The route class every router uses: JSON bodies parsed with orjson, and routes that take
+no credentials announced to the app's public-route guard (rate limits per address).
 
 orjson is faster than the standard library and refuses what must not get in: lone UTF-16
 surrogates such as "\\ud800" (which later fail to encode and would become a 500) and
@@ -7,12 +8,17 @@ absurd nesting. Its errors subclass json.JSONDecodeError, which FastAPI turns in
 
 from __future__ import annotations
 
-from collections.abc import Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
 import orjson
 from fastapi import Request, Response
+from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIRoute
+
+# A dependency that identifies the caller carries this attribute set to True
+# (auth/dependencies.py: authenticate); a route without one in its tree is public.
+IDENTIFIES_CALLER = "identifies_caller"
 
 
 class OrjsonRequest(Request):
@@ -22,11 +28,28 @@ class OrjsonRequest(Request):
         return self._json
 
 
+def is_public(dependant: Dependant) -> bool:
+    stack = [dependant]
+    while stack:
+        current = stack.pop()
+        if getattr(current.call, IDENTIFIES_CALLER, False):
+            return False
+        stack.extend(current.dependencies)
+    return True
+
+
 class CustosRoute(APIRoute):
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         handler = super().get_route_handler()
+        public = is_public(self.dependant)
 
         async def route_handler(request: Request) -> Response:
+            if public:
+                guard: Callable[[Request], Awaitable[None]] | None = getattr(
+                    request.app.state, "public_route_guard", None
+                )
+                if guard is not None:
+                    await guard(request)
             return await handler(OrjsonRequest(request.scope, request.receive))
 
         return route_handler

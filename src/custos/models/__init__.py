@@ -15,6 +15,7 @@ from custos.models.feedback import Feedback
 from custos.models.idempotency_key import IdempotencyKey
 from custos.models.privacy_request import PrivacyRequest
 from custos.models.tenant import Tenant, TenantPlan, TenantStatus
+from custos.models.usage import UsageDaily, UsageRecord
 from custos.models.user import User
 
 __all__ = [
@@ -39,5 +40,7 @@ __all__ = [
     "TenantOwned",
     "TenantPlan",
     "TenantStatus",
+    "UsageDaily",
+    "UsageRecord",
     "User",
 ]

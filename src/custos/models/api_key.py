@@ -25,3 +25,24 @@ class ApiKey(TenantOwned, Timestamped, Base):
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created_by: Mapped[str | None] = mapped_column(sa.String(40))
+    # The key's own rate limits; null: none beyond its tenant's.
+    rate_limit_per_minute: Mapped[int | None] = mapped_column(sa.Integer)
+    rate_limit_per_hour: Mapped[int | None] = mapped_column(sa.Integer)
+    rate_limit_per_day: Mapped[int | None] = mapped_column(sa.Integer)
+
+    @property
+    def rate_limits(self) -> dict[str, int] | None:
+        """The set limits by window, as the API shows them; None when there are none."""
+        limits = {
+            "per_minute": self.rate_limit_per_minute,
+            "per_hour": self.rate_limit_per_hour,
+            "per_day": self.rate_limit_per_day,
+        }
+        return {window: n for window, n in limits.items() if n is not None} or None
+
+    @rate_limits.setter
+    def rate_limits(self, value: dict[str, int | None] | None) -> None:
+        value = value or {}
+        self.rate_limit_per_minute = value.get("per_minute")
+        self.rate_limit_per_hour = value.get("per_hour")
+        self.rate_limit_per_day = value.get("per_day")

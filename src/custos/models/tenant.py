@@ -31,3 +31,6 @@ class Tenant(Timestamped, Base):
     plan: Mapped[str] = mapped_column(sa.String(20), nullable=False, default=TenantPlan.starter)
     status: Mapped[str] = mapped_column(sa.String(20), nullable=False, default=TenantStatus.active)
     settings: Mapped[dict[str, Any]] = mapped_column(JSONType, nullable=False, default=dict)
+    # Overrides of the plan's rate limits by window ("per_minute", "per_hour", "per_day");
+    # null: the plan's limits as configured.
+    rate_limits: Mapped[dict[str, int] | None] = mapped_column(JSONType)

@@ -79,8 +79,8 @@ async def update(
     audit.record(
         session, actor, "tenant.updated", "tenant", tenant.id, tenant_id=tenant.id, changes=audited
     )
-    if "status" in changes or "settings" in changes:
+    if {"status", "settings", "plan"} & changes.keys():
         # Suspension takes effect on every process at once, for every credential; cached
-        # principals also carry the tenant's settings.
+        # principals also carry the tenant's settings and plan (its rate limits).
         invalidate_after_commit(runtime.credentials, session, {f"tenant:{tenant.id}"})
     return tenant

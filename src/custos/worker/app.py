@@ -22,6 +22,7 @@ from custos.config import Settings
 from custos.customer import tasks as customer_tasks
 from custos.privacy import tasks as privacy_tasks
 from custos.runtime import Runtime
+from custos.usage import tasks as usage_tasks
 
 log = structlog.get_logger(__name__)
 
@@ -49,6 +50,7 @@ def create_job_app(settings: Settings) -> procrastinate.App:
         customer_tasks.register,
         bulk_tasks.register,
         privacy_tasks.register,
+        usage_tasks.register,
     ):
         register(app)
     return app
