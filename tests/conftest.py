@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 import tempfile
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -21,9 +21,11 @@ from custos.config import RATE_LIMIT_SETTINGS, Settings
 from custos.kit.scratch import throwaway_database
 from custos.migrate import upgrade
 from custos.runtime import Runtime
+from custos.worker.app import run_until_idle
 from tests.audit_check import AuditInvariant
 from tests.factories import Factory
 from tests.processes import custos_servers, server_env, wait_ready
+from tests.receiver import Receiver
 
 BASE_URL = "http://custos.test"
 
@@ -48,6 +50,9 @@ def make_settings(database_url: str, **overrides: Any) -> Settings:
         "log_level": "WARNING",
         # Import sources and export files of the run, shared with worker subprocesses.
         "bulk_storage_dir": os.path.join(tempfile.gettempdir(), "custos-test-files"),
+        # Test receivers listen on 127.0.0.1; every other private address stays refused.
+        "webhook_allowed_hosts": ["127.0.0.1"],
+        "webhook_timeout_seconds": 3,
     }
     values.update(overrides)
     return Settings(**values)
@@ -138,6 +143,32 @@ def servers(two_servers: list[str]) -> list[str]:
     for url in two_servers:
         wait_ready(url)
     return two_servers
+
+
+@pytest.fixture(scope="session")
+def receiver_server() -> Iterator[Receiver]:
+    server = Receiver().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def receiver(receiver_server: Receiver) -> Receiver:
+    """A real HTTP server on 127.0.0.1 recording what it receives; 204 unless scripted."""
+    receiver_server.reset()
+    return receiver_server
+
+
+@pytest.fixture
+def run_jobs(app: Any, runtime: Runtime) -> Callable[[], Awaitable[None]]:
+    """Run every job due now (deferred by committed transactions), as a worker would."""
+
+    async def run() -> None:
+        job_app = app.state.job_app
+        async with job_app.open_async():
+            await run_until_idle(runtime, job_app)
+
+    return run
 
 
 def pytest_terminal_summary(terminalreporter: Any) -> None:

@@ -58,3 +58,35 @@ class TestSettings:
             Settings(access_token_ttl_seconds=5)
         with pytest.raises(ValueError, match="db_runtime_role"):
             Settings(db_runtime_role='x"; DROP ROLE postgres; --')
+
+
+class TestEventSettings:
+    def test_lists_come_comma_separated_from_the_environment(
+        self, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        monkeypatch.setenv("CUSTOS_WEBHOOK_ALLOWED_HOSTS", "127.0.0.1, 10.20.0.0/16,hooks.internal")
+        monkeypatch.setenv("CUSTOS_WEBHOOK_RETRY_SCHEDULE", "1,2.5,60")
+        settings = Settings()
+        assert settings.webhook_allowed_hosts == ["127.0.0.1", "10.20.0.0/16", "hooks.internal"]
+        assert settings.webhook_retry_schedule == [1.0, 2.5, 60.0]
+        assert not settings.publishes_events
+
+    @pytest.mark.parametrize(
+        ("name", "value"),
+        [
+            ("CUSTOS_WEBHOOK_ALLOWED_HOSTS", "not a host!"),
+            ("CUSTOS_WEBHOOK_ALLOWED_HOSTS", "10.0.0.0/33"),
+            ("CUSTOS_WEBHOOK_RETRY_SCHEDULE", "5,0"),
+            ("CUSTOS_WEBHOOK_RETRY_SCHEDULE", "5,999999999"),
+            ("CUSTOS_EVENTS_PREFIX", "bad prefix with spaces"),
+        ],
+    )
+    def test_a_bad_value_is_refused(
+        self, monkeypatch: pytest.MonkeyPatch, name: str, value: str
+    ) -> None:
+        monkeypatch.setenv(name, value)
+        with pytest.raises(ValueError, match=name.removeprefix("CUSTOS_").lower()):
+            Settings()
+
+    def test_a_bucket_turns_publishing_on(self) -> None:
+        assert Settings(events_bucket="custos-events").publishes_events

@@ -15,6 +15,7 @@ from custos.consent.endpoints import router as consent_router
 from custos.customer.endpoints import internal_router as internal_customer_router
 from custos.customer.endpoints import router as customer_router
 from custos.docs.endpoints import router as docs_router
+from custos.event.endpoints import router as event_router
 from custos.feedback.endpoints import router as feedback_router
 from custos.health.endpoints import router as health_router
 from custos.kit.routing import CustosRoute
@@ -26,6 +27,7 @@ from custos.usage.endpoints import admin_router as usage_admin_router
 from custos.usage.endpoints import key_router as key_usage_router
 from custos.usage.endpoints import router as usage_router
 from custos.user.endpoints import router as user_router
+from custos.webhook.endpoints import router as webhook_router
 
 V1_PREFIX = "/api/v1"
 ADMIN_PREFIX = "/api/admin"
@@ -54,6 +56,8 @@ for router in (
     consent_router,
     usage_router,
     cache_router,
+    event_router,
+    webhook_router,
     docs_router,
 ):
     v1.include_router(router)

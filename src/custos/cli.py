@@ -97,13 +97,21 @@ def serve(
 
 @app.command()
 def worker(
-    concurrency: Annotated[int, typer.Option(min=1, max=100, help="Jobs run at once")] = 4,
+    concurrency: Annotated[
+        int | None,
+        typer.Option(min=1, max=200, help="Jobs run at once (default: worker_concurrency, 16)"),
+    ] = None,
     queue: Annotated[
         list[str] | None, typer.Option(help="Only these queues (repeatable); all when absent")
     ] = None,
+    processes: Annotated[
+        int,
+        typer.Option(min=1, max=64, help="Worker processes, restarted at once if one dies"),
+    ] = 1,
 ) -> None:
     """Run background jobs. Start any number, on any machine sharing the database."""
     from custos.worker.app import run_worker
+    from custos.worker.supervisor import WorkerLink, supervise
 
     settings = get_settings()
     if not settings.is_postgres:
@@ -112,10 +120,18 @@ def worker(
             "separate workers need PostgreSQL (set DATABASE_URL)"
         )
 
-    async def job(runtime: Any) -> None:
-        await run_worker(runtime, concurrency=concurrency, queues=queue)
+    def one_process(link: WorkerLink) -> None:
+        async def job(runtime: Any) -> None:
+            await run_worker(
+                runtime,
+                concurrency=concurrency or settings.worker_concurrency,
+                queues=queue,
+                link=link,
+            )
 
-    _run(job)
+        _run(job)
+
+    supervise(processes, one_process)
 
 
 @app.command()

@@ -126,9 +126,66 @@ class Settings(BaseSettings):
     # Days between an erasure being requested and carried out, unless the tenant's
     # `privacy.erasure_grace_days` says otherwise; it can be cancelled until then.
     privacy_erasure_grace_days: int = Field(30, ge=0, le=365)
+    # Background job workers (procrastinate). A worker that has not sent a heartbeat for
+    # worker_stalled_after_seconds is taken for dead (kill -9, lost host) and the jobs it was
+    # running are queued again, so keep it well above the heartbeat interval.
+    worker_concurrency: int = Field(16, ge=1, le=200)
+    worker_heartbeat_seconds: float = Field(5.0, gt=0, le=300)
+    worker_stalled_after_seconds: float = Field(30.0, gt=0, le=86_400)
+    worker_failed_job_retention_days: int = Field(30, ge=1, le=3650)
+
+    # Webhooks. Hosts (names, addresses, CIDRs) that deliveries may reach even though they
+    # are private, loopback or link-local; empty by default, so only public addresses are.
+    webhook_allowed_hosts: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    webhook_timeout_seconds: float = Field(15.0, gt=0, le=120)
+    # Delays between attempts, in seconds (5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 10 h): eight
+    # attempts in all, over about 28 hours. Each delay gets +/- webhook_retry_jitter of itself.
+    webhook_retry_schedule: Annotated[list[float], NoDecode] = Field(
+        default_factory=lambda: [5.0, 300.0, 1800.0, 7200.0, 18_000.0, 36_000.0, 36_000.0],
+        min_length=1,
+        max_length=20,
+    )
+    webhook_retry_jitter: float = Field(0.2, ge=0, le=0.5)
+    webhook_disable_after_seconds: float = Field(5 * 86_400, gt=0)
+    webhook_response_max_bytes: int = Field(4096, ge=0, le=65_536)
+    webhook_max_endpoints_per_tenant: int = Field(100, ge=1, le=10_000)
+    # Messages in flight from one worker process: in all, and to any one receiving host.
+    webhook_send_concurrency: int = Field(256, ge=1, le=10_000)
+    webhook_concurrency_per_host: int = Field(4, ge=1, le=1000)
+
+    # Publishing every event to S3-compatible object storage: on when events_bucket is set.
+    events_bucket: str | None = Field(None, min_length=3, max_length=63)
+    events_prefix: str = Field("events", max_length=200, pattern=r"^[A-Za-z0-9!_.*'()/-]*$")
+    s3_endpoint_url: str | None = None
+    s3_region: str = "us-east-1"
+    s3_access_key_id: str | None = None
+    s3_secret_access_key: SecretStr | None = None
 
     log_level: str = "INFO"
     log_json: bool = True
+
+    @field_validator("webhook_allowed_hosts", "webhook_retry_schedule", mode="before")
+    @classmethod
+    def _split_list(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("webhook_allowed_hosts")
+    @classmethod
+    def _check_allowed_hosts(cls, value: list[str]) -> list[str]:
+        from custos.kit.netpolicy import parse_allow_entry
+
+        for entry in value:
+            parse_allow_entry(entry)  # raises ValueError naming the bad entry
+        return value
+
+    @field_validator("webhook_retry_schedule")
+    @classmethod
+    def _check_schedule(cls, value: list[float]) -> list[float]:
+        if any(delay <= 0 or delay > 7 * 86_400 for delay in value):
+            raise ValueError("each retry delay is more than 0 and at most 7 days (in seconds)")
+        return value
 
     @field_validator("cors_origins", mode="before")
     @classmethod
@@ -186,6 +243,10 @@ class Settings(BaseSettings):
     @property
     def is_postgres(self) -> bool:
         return self.database_url.startswith("postgresql")
+
+    @property
+    def publishes_events(self) -> bool:
+        return self.events_bucket is not None
 
     @property
     def runs_jobs_in_process(self) -> bool:

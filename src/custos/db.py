@@ -33,6 +33,13 @@ class CacheInvalidator(Protocol):
     async def invalidate(self, changed: dict[str, set[str]]) -> None: ...
 
 
+class JobSink(Protocol):
+    """Takes jobs a committed transaction deferred into this process's own queue (the
+    embedded default's in-process worker; see worker/defer.py)."""
+
+    async def submit(self, jobs: list[Any]) -> None: ...
+
+
 BeforeCommitHook = Callable[[AsyncSession], Awaitable[None]]
 AfterCommitHook = Callable[[], Awaitable[None]]
 
@@ -119,6 +126,8 @@ class Database:
         # Set by the read cache: what writes outside the ORM (one-round-trip paths, COPY)
         # tell after their commit, {tenant id: customer ids}; ORM flushes it sees itself.
         self.read_cache: CacheInvalidator | None = None
+        # Set by an in-process worker on SQLite: runs the jobs a transaction deferred.
+        self.job_sink: JobSink | None = None
 
     async def dispose(self) -> None:
         await self.engine.dispose()
@@ -191,9 +200,11 @@ _ONE_ROUND_TRIP_PREFIX = (
 
 
 async def commit(session: AsyncSession) -> None:
-    before: dict[str, BeforeCommitHook] = session.info.pop(_BEFORE, {})
-    for hook in before.values():
-        await hook(session)
+    # A hook may register another (the event log defers its dispatch job): run rounds until
+    # none is left.
+    while before := session.info.pop(_BEFORE, None):
+        for hook in before.values():
+            await hook(session)
     await session.commit()
     after: list[AfterCommitHook] = session.info.pop(_AFTER, [])
     for after_hook in after:

@@ -18,10 +18,12 @@ from custos.auth.tokens import Tokens
 from custos.cache.service import ReadCache
 from custos.config import Settings
 from custos.db import Database
+from custos.event.publishing import EventPublisher
 from custos.rate_limit.gate import TrafficGate
 from custos.rate_limit.limiter import LeasedLimiter
 from custos.redis import RedisHealth, create_redis, create_traffic_redis
 from custos.usage.meter import UsageMeter
+from custos.webhook.sender import WebhookSender
 
 
 @dataclass
@@ -42,6 +44,9 @@ class Runtime:
     usage: UsageMeter | None
     traffic: TrafficGate
     read_cache: ReadCache
+    webhooks: WebhookSender
+    # Set when events are published to object storage (events_bucket).
+    publisher: EventPublisher | None
 
     @classmethod
     def build(cls, settings: Settings, db: Database | None = None) -> Runtime:
@@ -66,6 +71,9 @@ class Runtime:
         )
         read_cache = ReadCache(settings, traffic_redis, health)
         read_cache.attach(database)
+        # Sign-in throttling and webhook rate limits count on the fail-fast pool too: a Redis
+        # outage must not hold requests or deliveries for seconds.
+        limits_storage = create_limits_storage(settings, traffic_redis)
         return cls(
             settings=settings,
             db=database,
@@ -77,13 +85,14 @@ class Runtime:
                 settings.secret_key.get_secret_value(), settings.api_key_prefix
             ),
             last_used=LastUsedTracker(database, settings.api_key_last_used_flush_seconds),
-            # On the fail-fast pool too: a Redis outage must not hold sign-ins for seconds.
-            login_throttle=LoginThrottle(settings, create_limits_storage(settings, traffic_redis)),
+            login_throttle=LoginThrottle(settings, limits_storage),
             audit_sealer=AuditSealer(database),
             redis_health=health,
             usage=usage,
             traffic=TrafficGate(settings, limiter, usage),
             read_cache=read_cache,
+            webhooks=WebhookSender(settings, limits_storage),
+            publisher=EventPublisher(settings) if settings.publishes_events else None,
         )
 
     async def start(self) -> None:
@@ -105,6 +114,9 @@ class Runtime:
         await self.read_cache.stop()
         await self.redis_health.stop()
         await self.credentials.stop()
+        await self.webhooks.aclose()
+        if self.publisher is not None:
+            self.publisher.close()
         if self.redis is not None:
             with contextlib.suppress(Exception):
                 async with asyncio.timeout(2.0):

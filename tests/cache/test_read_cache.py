@@ -232,8 +232,10 @@ class TestRace:
         async def hammer() -> None:
             while not stop.is_set():
                 await raw_client.get(path, headers=headers)
-                # In-process, a cache hit never waits on I/O; let the writer have its turn.
-                await asyncio.sleep(0)
+                # In-process, a cache hit never waits on I/O: without a pause four readers
+                # keep the one thread busy, and on SQLite the writer's connection threads
+                # then wait on the GIL for seconds while holding the write lock.
+                await asyncio.sleep(0.001)
 
         readers = [asyncio.create_task(hammer()) for _ in range(4)]
         try:

@@ -17,7 +17,9 @@ BASE = "/api/v1/customers"
 async def _events(runtime: Runtime, tenant_id: str) -> list[Event]:
     async with runtime.db.transaction(tenant_id=tenant_id, write=False) as session:
         rows = await session.execute(
-            sa.select(Event).where(Event.tenant_id == tenant_id).order_by(Event.seq)
+            sa.select(Event)
+            .where(Event.tenant_id == tenant_id, Event.type.startswith("customer."))
+            .order_by(Event.seq)
         )
         return list(rows.scalars())
 

@@ -5,6 +5,7 @@ lists never show A's rows."""
 from __future__ import annotations
 
 import re
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import httpx
@@ -14,6 +15,7 @@ from custos.auth.scopes import Role
 from custos.bulk.runner import run as run_operation
 from custos.runtime import Runtime
 from tests.factories import Factory, bearer
+from tests.receiver import Receiver
 from tests.security.routes import ROUTE_POLICY, concrete
 
 # Bodies that would succeed on one's own resources, so a 404 is about the id, not the body.
@@ -30,6 +32,9 @@ BODIES: dict[tuple[str, str], dict[str, Any]] = {
         "complaints": 5,
     },
     ("POST", "/api/v1/privacy/requests/{request_id}/transitions"): {"status": "cancelled"},
+    ("PATCH", "/api/v1/webhooks/{webhook_id}"): {"url": "http://127.0.0.1:9/taken-over"},
+    ("POST", "/api/v1/webhooks/{webhook_id}/rotate-secret"): {"grace_period_seconds": 0},
+    ("POST", "/api/v1/webhooks/{webhook_id}/replay"): {"since": "2020-01-01T00:00:00Z"},
 }
 # Self-service routes are tried by the intruder's own customer-role user, below.
 TENANT_ROUTES = sorted(
@@ -61,8 +66,19 @@ LISTS = sorted(
 
 
 @pytest.fixture
-async def tenants(client: httpx.AsyncClient, factory: Factory, runtime: Runtime) -> dict[str, Any]:
+async def tenants(
+    client: httpx.AsyncClient,
+    factory: Factory,
+    runtime: Runtime,
+    receiver: Receiver,
+    run_jobs: Callable[[], Awaitable[None]],
+) -> dict[str, Any]:
     owner, intruder = await factory.tenant(), await factory.tenant()
+    hook_response = await client.post(
+        "/api/v1/webhooks",
+        json={"url": f"{receiver.url}/owned", "event_types": ["customer.*"]},
+        headers=bearer(owner.admin_key),
+    )
     user = await factory.user(owner.id, owner.slug, Role.viewer)
     key_response = await client.post(
         "/api/v1/api-keys",
@@ -114,6 +130,12 @@ async def tenants(client: httpx.AsyncClient, factory: Factory, runtime: Runtime)
         json={"customer_id": customer_id, "consent_type": "marketing"},
         headers=bearer(owner.admin_key),
     )
+    await run_jobs()
+    webhook_id = hook_response.json()["id"]
+    deliveries = await client.get(
+        f"/api/v1/webhooks/{webhook_id}/deliveries", headers=bearer(owner.admin_key)
+    )
+    delivery = deliveries.json()["items"][0]
     return {
         "owner": owner,
         "intruder": intruder,
@@ -129,6 +151,9 @@ async def tenants(client: httpx.AsyncClient, factory: Factory, runtime: Runtime)
             "request_id": request_response.json()["id"],
             # The owner's cache entry for that customer, as DELETE /cache/{key} names it.
             "key": f"customer:{customer_id}",
+            "webhook_id": webhook_id,
+            "delivery_id": delivery["id"],
+            "event_id": delivery["event_id"],
         },
     }
 
@@ -164,6 +189,16 @@ async def _snapshot(client: httpx.AsyncClient, key: str, ids: dict[str, str]) ->
                 headers=headers,
             )
         ).json(),
+        "webhook": (
+            await client.get(f"/api/v1/webhooks/{ids['webhook_id']}", headers=headers)
+        ).json(),
+        "delivery": (
+            await client.get(
+                f"/api/v1/webhooks/{ids['webhook_id']}/deliveries/{ids['delivery_id']}",
+                headers=headers,
+            )
+        ).json(),
+        "event": (await client.get(f"/api/v1/events/{ids['event_id']}", headers=headers)).json(),
     }
 
 
@@ -179,6 +214,9 @@ def test_every_path_parameter_has_a_real_id_to_try() -> None:
         "operation_id",
         "request_id",
         "key",
+        "webhook_id",
+        "delivery_id",
+        "event_id",
     }
     params = {p for _, path in TENANT_ROUTES for p in re.findall(r"\{(\w+)\}", path)}
     assert params <= known, f"give the cross-tenant suite a real id for {params - known}"

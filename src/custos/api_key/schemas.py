@@ -79,3 +79,27 @@ class ApiKey(Schema):
 
 class ApiKeyWithSecret(ApiKey):
     key: str = Field(description="The secret. It is shown this once and cannot be recovered.")
+
+
+class ApiKeyPayload(Schema):
+    """The payload of api_key.* events: the key without its secret."""
+
+    api_key: ApiKey
+
+
+EXAMPLE_API_KEY = ApiKey.model_validate(
+    {
+        "id": "key_01KAY1V2D8F5G3H7J9K2L4M6N8",
+        "tenant_id": "ten_01KAY1R0A2B4C6D8E0F2G4H6J8",
+        "name": "ci",
+        "display_prefix": "cst_live_KSmf",
+        "scopes": ["customers:read"],
+        "expires_at": None,
+        "revoked_at": None,
+        "last_used_at": None,
+        "previous_valid_until": None,
+        "created_by": "usr_01KAY1R5M7N9P1Q3R5S7T9V1W3",
+        "created_at": "2026-11-22T08:15:42Z",
+        "updated_at": "2026-11-22T08:15:42Z",
+    }
+)

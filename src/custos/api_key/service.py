@@ -5,11 +5,14 @@ from datetime import timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from custos import events
 from custos.api_key.repository import ApiKeyRepository
-from custos.api_key.schemas import ApiKeyCreate, ApiKeyRotate, ApiKeyUpdate
+from custos.api_key.schemas import ApiKey as ApiKeyOut
+from custos.api_key.schemas import ApiKeyCreate, ApiKeyPayload, ApiKeyRotate, ApiKeyUpdate
 from custos.audit import service as audit
 from custos.auth.cache import invalidate_after_commit
 from custos.auth.principal import Principal
+from custos.event import service as event_log
 from custos.exceptions import Conflict, Forbidden, InvalidInput, NotFound
 from custos.kit.ids import new_id
 from custos.kit.time import as_utc, utcnow
@@ -21,6 +24,21 @@ from custos.runtime import Runtime
 class IssuedKey:
     record: ApiKey
     secret: str
+
+
+def _emit(
+    session: AsyncSession, actor: Principal | None, event_type: events.EventType, key: ApiKey
+) -> None:
+    payload = ApiKeyPayload(api_key=ApiKeyOut.model_validate(key)).model_dump(mode="json")
+    event_log.emit(
+        session,
+        actor,
+        event_type,
+        payload,
+        subject_type="api_key",
+        subject_id=key.id,
+        tenant_id=key.tenant_id,
+    )
 
 
 def ensure_within(actor: Principal | None, scopes: list[str]) -> None:
@@ -72,6 +90,7 @@ async def create(
             **({"rate_limits": {"from": None, "to": key.rate_limits}} if key.rate_limits else {}),
         },
     )
+    _emit(session, actor, events.API_KEY_CREATED, key)
     return IssuedKey(record=key, secret=secret.key)
 
 
@@ -117,6 +136,7 @@ async def revoke(runtime: Runtime, session: AsyncSession, actor: Principal, key_
         key.revoked_at = utcnow()
         await session.flush()
         audit.record(session, actor, "api_key.revoked", "api_key", key.id)
+        _emit(session, actor, events.API_KEY_REVOKED, key)
         invalidate_after_commit(runtime.credentials, session, {f"key:{key.id}"})
     return key
 
@@ -151,6 +171,7 @@ async def rotate(
         key.id,
         changes={"grace_period_seconds": {"from": None, "to": body.grace_period_seconds}},
     )
+    _emit(session, actor, events.API_KEY_ROTATED, key)
     invalidate_after_commit(runtime.credentials, session, {f"key:{key.id}"})
     return IssuedKey(record=key, secret=secret.key)
 

@@ -127,6 +127,10 @@ ConsentsRead = Annotated[Principal, Depends(require_scopes("consents:read"))]
 ConsentsWrite = Annotated[Principal, Depends(require_scopes("consents:write"))]
 UsageRead = Annotated[Principal, Depends(require_scopes("usage:read"))]
 CacheAdmin = Annotated[Principal, Depends(require_scopes("cache:admin"))]
+EventsRead = Annotated[Principal, Depends(require_scopes("events:read"))]
+EventsWrite = Annotated[Principal, Depends(require_scopes("events:write"))]
+WebhooksRead = Annotated[Principal, Depends(require_scopes("webhooks:read"))]
+WebhooksWrite = Annotated[Principal, Depends(require_scopes("webhooks:write"))]
 
 
 @dataclass(frozen=True, slots=True)

@@ -99,6 +99,34 @@ class ImportPreview(Schema):
     sample: list[dict[str, Any]] = Field(description="The first rows, as they would be written")
 
 
+EXAMPLE_BULK_OPERATION = BulkOperation.model_validate(
+    {
+        "id": "blk_01KAY2E5F7G9H1J3K5M7N9P1Q3",
+        "kind": "import",
+        "resource": "customers",
+        "format": "csv",
+        "mode": "upsert",
+        "status": "completed",
+        "file_name": "customers.csv",
+        "options": {"match_on": "auto"},
+        "total_rows": 100000,
+        "rows_processed": 100000,
+        "created": 97500,
+        "updated": 500,
+        "skipped": 0,
+        "failed": 2000,
+        "percent": 100.0,
+        "rows_per_second": 9718.0,
+        "eta_seconds": 0.0,
+        "attempts": 1,
+        "error": None,
+        "created_at": "2026-11-22T08:00:00Z",
+        "started_at": "2026-11-22T08:00:01Z",
+        "finished_at": "2026-11-22T08:00:11Z",
+    }
+)
+
+
 class BulkCompletedPayload(Schema):
     """The `bulk.completed` event's payload."""
 

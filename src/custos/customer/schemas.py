@@ -9,7 +9,7 @@ import orjson
 from pydantic import AwareDatetime, BaseModel, ConfigDict, EmailStr, Field, field_validator
 
 from custos.kit.pagination import MAX_LIMIT
-from custos.kit.schemas import Schema
+from custos.kit.schemas import ErasedRecord, Schema
 
 MAX_METADATA_BYTES = 16_384
 MAX_METADATA_DEPTH = 5
@@ -303,3 +303,58 @@ class CustomerListQuery(BaseModel):
     created_after: AwareDatetime | None = None
     created_before: AwareDatetime | None = None
     updated_since: AwareDatetime | None = None
+
+
+# Event payloads (custos/events.py): the record as the API shows it, and what happened to it.
+
+
+class CustomerPayload(Schema):
+    customer: Customer | ErasedRecord = Field(
+        description="The record as the API showed it; only its id once its person is erased"
+    )
+
+
+class CustomerUpdatedPayload(CustomerPayload):
+    changed_fields: list[str] = Field(description="The API fields whose values changed")
+
+
+class CustomerDeletedPayload(CustomerPayload):
+    hard: bool = Field(description="True when the record was erased, not only marked deleted")
+
+
+class CustomerMergedPayload(CustomerPayload):
+    merge_id: str
+    secondary_id: str = Field(description="The record merged into `customer`, now deleted")
+    moved_notes: int
+
+
+class CustomerMergeUndonePayload(CustomerPayload):
+    merge_id: str
+    secondary: Customer | ErasedRecord = Field(description="The secondary record, restored")
+
+
+EXAMPLE_CUSTOMER = Customer.model_validate(
+    {
+        "id": "cus_01KAY1S6W3Z4T7X2M9QJ5N8B6C",
+        "external_id": "crm-1042",
+        "email": "jane.doe@example.com",
+        "full_name": "Jane Doe",
+        "phone": "+44 20 7946 0958",
+        "phone_e164": "+442079460958",
+        "company": "Example Ltd",
+        "address": {"line1": "1 High Street", "city": "London", "country": "GB"},
+        "customer_type": "individual",
+        "status": "active",
+        "tags": ["vip"],
+        "attributes": {"segment": "enterprise"},
+        "order_count": 3,
+        "total_order_value": "249.90",
+        "currency": "GBP",
+        "complaint_count": 0,
+        "last_order_at": "2026-11-20T14:03:11Z",
+        "created_at": "2026-01-05T09:30:00Z",
+        "updated_at": "2026-11-22T08:15:42Z",
+        "deleted_at": None,
+        "version": 7,
+    }
+)

@@ -15,7 +15,9 @@ from custos.customer.repository import CustomerRepository
 from custos.customer.schemas import Customer as CustomerOut
 from custos.customer.schemas import CustomerCreate, CustomerPatch, check_metadata
 from custos.event import service as event_log
-from custos.exceptions import Conflict, Forbidden, InvalidInput, NotFound, PreconditionFailed
+from custos.exceptions import Conflict, Forbidden, InvalidInput, NotFound
+from custos.kit.etag import check_if_match
+from custos.kit.etag import etag as etag  # the endpoints set the header
 from custos.kit.ids import new_id
 from custos.kit.time import utcnow
 from custos.models import Customer, Tenant
@@ -46,20 +48,6 @@ AUDITED = (
     "status",
     "tags",
 )
-
-
-def etag(customer: Customer) -> str:
-    return f'"{customer.id}.{customer.version}"'
-
-
-def check_if_match(customer: Customer, if_match: str | None) -> None:
-    if if_match is None or if_match.strip() == "*":
-        return
-    wanted = {tag.strip().removeprefix("W/") for tag in if_match.split(",")}
-    if etag(customer) not in wanted:
-        raise PreconditionFailed(
-            "The record changed since you read it: fetch it again and retry with its ETag"
-        )
 
 
 async def _phone_policy(session: AsyncSession, actor: Principal) -> PhonePolicy:
@@ -267,7 +255,7 @@ async def _change(
     merge_metadata: bool,
 ) -> Customer:
     customer = await get(session, actor, customer_id)
-    check_if_match(customer, if_match)
+    check_if_match(customer, if_match, what="record")
     before = audited(customer)
     before_all = {name: getattr(customer, name) for name in EDITABLE}
     if "metadata" in values:

@@ -34,6 +34,7 @@ from custos.db import Database
 from custos.event import service as event_log
 from custos.kit.idempotency import created_once
 from custos.models import AuditLog, Customer, Event
+from custos.worker.defer import queue_insert
 
 _CUSTOMER_COLUMNS = tuple(
     (attr.key, attr.columns[0].name) for attr in sa.inspect(Customer).column_attrs
@@ -120,6 +121,8 @@ async def _create_in_one_round_trip(
         _insert_customer(row),
         _insert_audit_entry(entry),
         _insert_event(event),
+        # As emit() does on the generic path: the job that carries the event out.
+        queue_insert(event_log.dispatch_job(actor.tenant_id, [event["id"]])),
     ):
         statements.append(statement)
         params.extend(values)

@@ -3,6 +3,8 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from custos.auth.scopes import SCOPES, roles_holding
+from custos.event.catalogue import documented
+from custos.event.schemas import EventTypeDoc
 from custos.kit.routing import CustosRoute
 from custos.kit.schemas import Schema
 
@@ -23,3 +25,12 @@ async def list_scopes() -> list[ScopeDoc]:
         ScopeDoc(scope=scope, description=text, roles=roles_holding(scope))
         for scope, text in SCOPES.items()
     ]
+
+
+@router.get(
+    "/events",
+    response_model=list[EventTypeDoc],
+    summary="Every event type: the JSON Schema of its message and an example",
+)
+async def list_event_types() -> list[EventTypeDoc]:
+    return documented()

@@ -2,7 +2,9 @@
 the change it describes was committed.
 
 Events are queued on the session and written with one INSERT just before the commit, like
-audit entries: no ORM unit-of-work, no round trip per event.
+audit entries: no ORM unit-of-work, no round trip per event. In the same transaction one
+`events.dispatch` job per tenant is deferred, naming the events it carries: delivery works
+from committed rows it was told about, never from gaps in `seq` (which commit out of order).
 """
 
 from __future__ import annotations
@@ -10,15 +12,21 @@ from __future__ import annotations
 from typing import Any, cast
 
 import sqlalchemy as sa
+from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from custos.audit import service as audit
 from custos.auth.principal import Principal
 from custos.db import on_before_commit
-from custos.events import EventType
+from custos.event.repository import EventRepository
+from custos.event.schemas import EventTrigger
+from custos.events import CATALOGUE, EventType
+from custos.exceptions import InvalidInput, NotFound
 from custos.kit.context import request_context
 from custos.kit.ids import new_id
 from custos.kit.time import utcnow
 from custos.models import Event
+from custos.worker.defer import JobRequest, defer_request
 
 _PENDING = "custos.events.pending"
 _EVENTS = cast(sa.Table, Event.__table__)
@@ -42,6 +50,7 @@ def emit(
     subject_type: str | None = None,
     subject_id: str | None = None,
     tenant_id: str | None = None,
+    test: bool = False,
 ) -> str:
     """Queue the event; returns its id."""
     event = new_row(
@@ -51,6 +60,7 @@ def emit(
         subject_type=subject_type,
         subject_id=subject_id,
         tenant_id=tenant_id,
+        test=test,
     )
     session.info.setdefault(_PENDING, []).append(event)
     on_before_commit(session, "events", _write_pending)
@@ -65,6 +75,7 @@ def new_row(
     subject_type: str | None = None,
     subject_id: str | None = None,
     tenant_id: str | None = None,
+    test: bool = False,
 ) -> dict[str, Any]:
     """The event's values, for emit() or a caller writing the row itself."""
     tenant = tenant_id or (actor.tenant_id if actor else None)
@@ -82,12 +93,65 @@ def new_row(
         "subject_id": subject_id,
         "request_id": request_context.get().request_id,
         "payload": payload,
+        "test": test,
     }
     return event
 
 
+async def write_now(session: AsyncSession) -> None:
+    """Write the queued events at once (still in the transaction), to read them back."""
+    await _write_pending(session)
+
+
 async def _write_pending(session: AsyncSession) -> None:
     pending: list[dict[str, Any]] = session.info.pop(_PENDING, [])
-    if pending:
-        # Table-level insert: inserted in queue order, so `seq` follows it.
-        await session.execute(sa.insert(_EVENTS), pending)
+    if not pending:
+        return
+    # Table-level insert: inserted in queue order, so `seq` follows it.
+    await session.execute(sa.insert(_EVENTS), pending)
+    by_tenant: dict[str, list[str]] = {}
+    for event in pending:
+        by_tenant.setdefault(event["tenant_id"], []).append(event["id"])
+    for tenant, ids in by_tenant.items():
+        defer_request(session, dispatch_job(tenant, ids))
+
+
+def dispatch_job(tenant_id: str, event_ids: list[str]) -> JobRequest:
+    """The job that carries committed events out: webhook fan-out and the bucket."""
+    return JobRequest("events.dispatch", {"tenant_id": tenant_id, "event_ids": event_ids})
+
+
+async def get(session: AsyncSession, actor: Principal, event_id: str) -> Event:
+    found = await EventRepository(session, actor.tenant_id).get(event_id)
+    if found is None:
+        raise NotFound("No such event")
+    return found
+
+
+async def trigger(session: AsyncSession, actor: Principal, body: EventTrigger) -> Event:
+    """A test event of any catalogue type, with the given payload or the type's example."""
+    event_type = CATALOGUE.get(body.type)
+    if event_type is None:
+        raise InvalidInput(
+            f"Unknown event type: {body.type}",
+            errors=[{"loc": ["body", "type"], "msg": "not in the catalogue"}],
+        )
+    if body.payload is None:
+        payload = event_type.example.model_dump(mode="json")
+    else:
+        try:
+            # By field name: the payload is given as receivers see it.
+            model = event_type.payload.model_validate(body.payload, by_alias=False, by_name=True)
+        except ValidationError as exc:
+            raise InvalidInput(
+                f"The payload does not match the schema of {body.type}",
+                errors=[
+                    {"loc": ["body", "payload", *e["loc"]], "msg": e["msg"], "type": e["type"]}
+                    for e in exc.errors(include_input=False)[:20]
+                ],
+            ) from None
+        payload = model.model_dump(mode="json")
+    event_id = emit(session, actor, event_type, payload, test=True)
+    await write_now(session)
+    audit.record(session, actor, "event.triggered", "event", event_id)
+    return await get(session, actor, event_id)

@@ -132,6 +132,31 @@ class FeedbackStats(Schema):
     daily: list[DailyPoint]
 
 
+EXAMPLE_FEEDBACK = Feedback.model_validate(
+    {
+        "id": "fb_01KAY2D4E6F8G0H2J4K6M8N0P2",
+        "customer_id": "cus_01KAY1S6W3Z4T7X2M9QJ5N8B6C",
+        "feedback_type": "complaint",
+        "subject": "Late delivery",
+        "content": "My order arrived two weeks late and nobody answered my emails.",
+        "source": "web_form",
+        "rating": 2,
+        "status": "new",
+        "tags": ["delivery"],
+        "attributes": {"order": "A-10442"},
+        "received_at": "2026-11-22T08:15:40Z",
+        "sentiment_score": -0.4767,
+        "sentiment_label": "negative",
+        "duplicate_of_id": None,
+        "duplicate_kind": None,
+        "similarity": None,
+        "created_at": "2026-11-22T08:15:42Z",
+        "updated_at": "2026-11-22T08:15:42Z",
+        "version": 1,
+    }
+)
+
+
 class FeedbackCreatedPayload(Schema):
     """The `feedback.created` event's payload."""
 

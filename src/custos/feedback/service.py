@@ -21,7 +21,6 @@ from custos.audit import service as audit
 from custos.auth.principal import Principal
 from custos.config import Settings
 from custos.customer import statistics
-from custos.customer.service import check_if_match
 from custos.event import service as event_log
 from custos.exceptions import Conflict, InvalidInput, NotFound
 from custos.feedback import dedup, sentiment
@@ -37,6 +36,8 @@ from custos.feedback.schemas import (
     IngestResult,
     ItemError,
 )
+from custos.kit.etag import check_if_match
+from custos.kit.etag import etag as etag  # the endpoints set the header
 from custos.kit.ids import new_ids
 from custos.kit.time import as_utc, utcnow
 from custos.models import Feedback
@@ -59,10 +60,6 @@ def ingest_free_text(actor: Principal, text: str) -> str:
     PII policy for free text applies here. Today every tenant stores it as given."""
     del actor  # the policy is per tenant: actor.tenant_settings
     return text
-
-
-def etag(item: Feedback) -> str:
-    return f'"{item.id}.{item.version}"'
 
 
 def to_api(row: dict[str, Any]) -> dict[str, Any]:
@@ -361,7 +358,7 @@ async def patch(
                 f"{name} cannot be null", errors=[{"loc": ["body", name], "msg": "cannot be null"}]
             )
     item = await get(session, actor, feedback_id)
-    check_if_match(item, if_match)  # type: ignore[arg-type]
+    check_if_match(item, if_match, what="feedback")
     before = {"status": item.status, "tags": list(item.tags)}
     status = values.get("status")
     if status is not None and status != item.status:

@@ -8,7 +8,8 @@ from fastapi import APIRouter, Request, Response
 
 from custos.auth.dependencies import RuntimeDep
 from custos.kit.routing import CustosRoute
-from custos.kit.time import utcnow
+from custos.kit.time import as_utc, utcnow
+from custos.models import WebhookDelivery
 from custos.observability import AUTH_CACHE_CONNECTED, render_metrics
 from custos.runtime import Runtime
 from custos.worker.app import queue_stats
@@ -62,6 +63,7 @@ async def _check_jobs(runtime: Runtime, request: Request) -> dict[str, Any]:
         "runs_in": "this process" if runtime.settings.runs_jobs_in_process else "custos worker",
         "pending": stats.pending,
         "running": stats.running,
+        "failed": stats.failed,
         "oldest_pending_at": oldest.isoformat() if oldest else None,
         "oldest_pending_age_seconds": round((utcnow() - oldest).total_seconds(), 1)
         if oldest
@@ -83,6 +85,30 @@ def _traffic(runtime: Runtime) -> dict[str, Any]:
     }
 
 
+async def _check_deliveries(runtime: Runtime) -> dict[str, Any]:
+    """Webhook messages due now and not yet sent: a backlog that grows means the workers
+    do not keep up (or are not running)."""
+    try:
+        async with runtime.db.transaction(system=True, write=False) as session:
+            due, oldest = (
+                await session.execute(
+                    sa.select(sa.func.count(), sa.func.min(WebhookDelivery.next_attempt_at)).where(
+                        WebhookDelivery.status == "pending",
+                        WebhookDelivery.next_attempt_at <= utcnow(),
+                    )
+                )
+            ).one()
+    except Exception as exc:
+        return {"status": "down", "error": type(exc).__name__}
+    oldest = as_utc(oldest) if oldest else None
+    return {
+        "status": "ok",
+        "due": due,
+        "oldest_due_at": oldest.isoformat() if oldest else None,
+        "oldest_due_age_seconds": round((utcnow() - oldest).total_seconds(), 1) if oldest else None,
+    }
+
+
 @router.get("/health/detailed", summary="Each component's state and latency; the job queue")
 async def health_detailed(
     runtime: RuntimeDep, request: Request, response: Response
@@ -101,6 +127,7 @@ async def health_detailed(
         },
         "jobs": await _check_jobs(runtime, request),
         "traffic": _traffic(runtime),
+        "webhook_deliveries": await _check_deliveries(runtime),
     }
     ok = database["status"] == "ok" and redis["status"] in ("ok", "not_configured")
     response.status_code = 200 if ok else 503

@@ -102,6 +102,25 @@ class Idempotency:
         await self.session.flush()
 
 
+async def begin(
+    session: AsyncSession,
+    principal: Principal,
+    key: str | None,
+    route: str,
+    body: Any,
+) -> tuple[Idempotency | None, JSONResponse | None]:
+    """For a creating POST: with a key, claim it (or find the response to replay)."""
+    if not key:
+        return None, None
+    idempotency = Idempotency(session, principal, key, fingerprint("POST", route, body))
+    stored = await idempotency.replay()
+    if stored is not None:
+        return idempotency, JSONResponse(
+            stored.response, stored.status_code, headers=stored.headers
+        )
+    return idempotency, None
+
+
 async def created_once(
     session: AsyncSession,
     principal: Principal,
@@ -114,15 +133,11 @@ async def created_once(
 ) -> JSONResponse:
     """`status` with what `create` made (its JSON and headers); with an Idempotency-Key, a
     retry of the same request gets the stored answer instead of a second resource."""
-    idempotency = None
-    if key:
-        content = body.model_dump(mode="json") if isinstance(body, BaseModel) else body
-        request_fingerprint = fingerprint("POST", route, content)
-        idempotency = Idempotency(session, principal, key, request_fingerprint)
-        stored = await idempotency.replay()
-        if stored is not None:
-            return JSONResponse(stored.response, stored.status_code, headers=stored.headers)
-    content, headers = await create()
+    content = body.model_dump(mode="json") if isinstance(body, BaseModel) else body
+    idempotency, replay = await begin(session, principal, key, route, content)
+    if replay is not None:
+        return replay
+    made, headers = await create()
     if idempotency is not None:
-        await idempotency.remember(status, content, headers)
-    return JSONResponse(content, status, headers=headers)
+        await idempotency.remember(status, made, headers)
+    return JSONResponse(made, status, headers=headers)

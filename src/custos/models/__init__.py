@@ -13,10 +13,12 @@ from custos.models.customer_stat_increment import CustomerStatIncrement
 from custos.models.event import Event
 from custos.models.feedback import Feedback
 from custos.models.idempotency_key import IdempotencyKey
+from custos.models.job_outbox import JobOutbox
 from custos.models.privacy_request import PrivacyRequest
 from custos.models.tenant import Tenant, TenantPlan, TenantStatus
 from custos.models.usage import UsageDaily, UsageRecord
 from custos.models.user import User
+from custos.models.webhook import WebhookAttempt, WebhookDelivery, WebhookEndpoint
 
 __all__ = [
     "ApiKey",
@@ -34,6 +36,7 @@ __all__ = [
     "Event",
     "Feedback",
     "IdempotencyKey",
+    "JobOutbox",
     "PrivacyRequest",
     "RefreshToken",
     "Tenant",
@@ -43,4 +46,7 @@ __all__ = [
     "UsageDaily",
     "UsageRecord",
     "User",
+    "WebhookAttempt",
+    "WebhookDelivery",
+    "WebhookEndpoint",
 ]

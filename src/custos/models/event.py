@@ -35,3 +35,5 @@ class Event(TenantOwned, Base):
     subject_id: Mapped[str | None] = mapped_column(sa.String(40))
     request_id: Mapped[str | None] = mapped_column(sa.String(128))
     payload: Mapped[dict[str, Any]] = mapped_column(JSONType, nullable=False, default=dict)
+    # Made by POST /events/trigger or a webhook test: consumers should not act on it.
+    test: Mapped[bool] = mapped_column(sa.Boolean, nullable=False, default=False)

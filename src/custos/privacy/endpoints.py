@@ -3,8 +3,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 import structlog
-from fastapi import APIRouter, Query, Request, Response
-from sqlalchemy.ext.asyncio import AsyncSession
+from fastapi import APIRouter, Query, Response
 
 from custos.auth.dependencies import (
     PrivacyErase,
@@ -18,7 +17,6 @@ from custos.auth.dependencies import (
 )
 from custos.consent import service as consent_service
 from custos.consent.schemas import PURPOSE_PATTERN, ConsentRecord, ConsentStatus, OwnConsentGrant
-from custos.db import on_after_commit
 from custos.exceptions import NotFound
 from custos.kit.idempotency import IdempotencyKeyHeader, created_once
 from custos.kit.pagination import Cursor, Limit, Page, keyset_page
@@ -166,12 +164,8 @@ async def transition(
     auth: PrivacyWrite,
     runtime: RuntimeDep,
     session: TenantSession,
-    http: Request,
 ) -> PrivacyRequestModel:
-    changed = await requests.transition(session, auth, runtime.settings, request_id, body)
-    if changed.status == RequestStatus.scheduled.value and body.immediate:
-        defer_erasure_after_commit(http, session, changed)
-    return changed
+    return await requests.transition(session, auth, runtime.settings, request_id, body)
 
 
 @router.post(
@@ -185,7 +179,6 @@ async def erase(
     auth: PrivacyErase,
     runtime: RuntimeDep,
     session: TenantSession,
-    http: Request,
     immediate: ImmediateFlag = False,
     idempotency_key: IdempotencyKeyHeader = None,
 ) -> Response:
@@ -193,8 +186,6 @@ async def erase(
         scheduled = await requests.schedule_erasure(
             session, auth, runtime.settings, customer_id, immediate=immediate
         )
-        if immediate:
-            defer_erasure_after_commit(http, session, scheduled)
         content = PrivacyRequest.model_validate(scheduled).model_dump(mode="json")
         return content, {"Location": f"/api/v1/privacy/requests/{scheduled.id}"}
 
@@ -224,25 +215,6 @@ async def export(
     customer_id: str, auth: PrivacyWrite, runtime: RuntimeDep, session: TenantSession
 ) -> dict[str, Any]:
     return await export_service.export(session, runtime, auth.tenant_id, customer_id)
-
-
-def defer_erasure_after_commit(
-    http: Request, session: AsyncSession, request: PrivacyRequestModel
-) -> None:
-    """Start the job right after the commit; if the queue cannot be reached, the job that
-    runs every minute takes the request instead."""
-    job_app = http.app.state.job_app
-    tenant_id, request_id = request.tenant_id, request.id
-
-    async def defer() -> None:
-        try:
-            await job_app.configure_task("privacy.erase").defer_async(
-                tenant_id=tenant_id, request_id=request_id
-            )
-        except Exception as exc:
-            log.warning("erasure_defer_failed", request_id=request_id, error=type(exc).__name__)
-
-    on_after_commit(session, defer)
 
 
 # -- self-service: a customer-role user and their own record ---------------------------------

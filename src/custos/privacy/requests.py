@@ -29,6 +29,7 @@ from custos.privacy.repository import privacy_request
 from custos.privacy.schemas import PrivacyRequestCreate, RequestStatus, RequestType, Transition
 from custos.privacy.transitions import add_history, record_transition
 from custos.runtime import Runtime
+from custos.worker.defer import defer
 
 S = RequestStatus
 
@@ -160,7 +161,15 @@ async def schedule_erasure(
     session.add(request)
     await session.flush()
     record_transition(session, actor, request, action="privacy.erasure_scheduled")
+    if immediate:
+        _defer_erasure(session, request)
     return request
+
+
+def _defer_erasure(session: AsyncSession, request: PrivacyRequest) -> None:
+    """The erasure job, queued in the request's own transaction (the job that runs every
+    minute takes any erasure that is due, too)."""
+    defer(session, "privacy.erase", tenant_id=request.tenant_id, request_id=request.id)
 
 
 async def transition(
@@ -179,6 +188,8 @@ async def transition(
         delay = timedelta(0) if body.immediate else await grace(session, actor, settings)
         request.scheduled_for = utcnow() + delay
         request.attempts = 0
+        if body.immediate:
+            _defer_erasure(session, request)
     elif body.immediate:
         raise InvalidInput("`immediate` applies only when scheduling an erasure")
     if wanted is S.completed:
