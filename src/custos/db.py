@@ -45,6 +45,8 @@ AfterCommitHook = Callable[[], Awaitable[None]]
 
 _BEFORE = "custos.before_commit"
 _AFTER = "custos.after_commit"
+# The tenant a session's transaction is scoped to (None for system transactions).
+TENANT = "custos.tenant"
 _DATABASE = "custos.database"
 
 
@@ -55,6 +57,20 @@ def on_before_commit(session: AsyncSession, key: str, hook: BeforeCommitHook) ->
 
 def on_after_commit(session: AsyncSession, hook: AfterCommitHook) -> None:
     session.info.setdefault(_AFTER, []).append(hook)
+
+
+def customers_changed(session: AsyncSession, tenant_id: str, ids: Iterable[str]) -> None:
+    """Customers written where the read cache's ORM hooks cannot see (COPY, Core
+    statements): their entries and the tenant's list pages are retired after the commit."""
+    db = database_of(session)
+    if db is None or db.read_cache is None:
+        return
+    cache, changed = db.read_cache, {tenant_id: set(ids)}
+
+    async def invalidate() -> None:
+        await cache.invalidate(changed)
+
+    on_after_commit(session, invalidate)
 
 
 def database_of(session: AsyncSession) -> Database | None:
@@ -141,6 +157,7 @@ class Database:
             raise ValueError("a transaction needs a tenant, or system=True")
         session = self.sessionmaker()
         session.info[_DATABASE] = self
+        session.info[TENANT] = tenant_id
         try:
             if self.is_postgres:
                 await session.execute(

@@ -13,6 +13,7 @@ import pytest
 
 from custos.customer import reads
 from custos.runtime import Runtime
+from tests.bulk.helpers import csv_bytes, run_to_end, start_import
 from tests.customer.test_merge import _create
 from tests.factories import Factory, TenantHandle, bearer
 
@@ -171,6 +172,37 @@ class TestEveryWriteIsSeen:
         assert (await _customer(client, tenant, customer_id))["full_name"] == "Me"
         await client.patch(f"{BASE}/me", json={"full_name": "Myself"}, headers=bearer(token))
         assert (await _customer(client, tenant, customer_id))["full_name"] == "Myself"
+
+    async def test_bulk_imports_and_complaints(
+        self, client: httpx.AsyncClient, tenant: TenantHandle, runtime: Runtime
+    ) -> None:
+        """Written with COPY and Core statements, out of the ORM's sight."""
+        headers = bearer(tenant.admin_key)
+        customer_id = (await _create(client, tenant, full_name="Old", email="old@example.com"))[
+            "id"
+        ]
+        assert (await _customer(client, tenant, customer_id))["full_name"] == "Old"
+        listed = await client.get(BASE, headers=headers)
+        assert [c["full_name"] for c in listed.json()["items"]] == ["Old"]
+        started = await start_import(
+            client,
+            tenant.admin_key,
+            csv_bytes([["email", "full_name"], ["old@example.com", "New"], ["n@example.com", "N"]]),
+            mode="upsert",
+        )
+        assert started.status_code == 202, started.text
+        done = await run_to_end(runtime, client, tenant.admin_key, started.json()["id"])
+        assert (done["created"], done["updated"]) == (1, 1), done
+        assert (await _customer(client, tenant, customer_id))["full_name"] == "New"
+        listed = await client.get(BASE, params={"sort": "full_name"}, headers=headers)
+        assert [c["full_name"] for c in listed.json()["items"]] == ["N", "New"]
+        complaint = await client.post(
+            "/api/v1/feedback",
+            json={"customer_id": customer_id, "feedback_type": "complaint", "content": "Late."},
+            headers=headers,
+        )
+        assert complaint.status_code == 201, complaint.text
+        assert (await _customer(client, tenant, customer_id))["complaint_count"] == 1
 
     async def test_list_pages_follow_creates_changes_and_deletes(
         self, client: httpx.AsyncClient, tenant: TenantHandle

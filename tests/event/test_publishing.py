@@ -16,7 +16,6 @@ from moto.server import ThreadedMotoServer
 
 from custos.config import Settings
 from custos.event.publishing import delete_objects, object_key, rewrite_objects
-from custos.models import Event
 from custos.runtime import Runtime
 from custos.worker.app import create_job_app, run_until_idle
 from tests.conftest import make_settings
@@ -187,15 +186,22 @@ class TestPublishing:
         )
         assert "erase.me@example.com" in json.dumps(_objects(s3_url, key)[key])
 
-        # What the privacy feature does: rewrite the payload, then the object.
-        async with publishing.db.transaction(tenant_id=tenant.id) as session:
-            row = (
-                await session.execute(sa.select(Event).where(Event.id == event["id"]))
-            ).scalar_one()
-            row.payload = {"customer": {**row.payload["customer"], "email": None}}
+        # The erasure rewrites the payload in the log and, by a job it queues, the object.
+        erased = await client.post(
+            f"/api/v1/privacy/erase/{made.json()['id']}",
+            params={"immediate": "true"},
+            headers=bearer(tenant.admin_key),
+        )
+        assert erased.status_code == 202, erased.text
+        await _run_jobs(publishing)
+        objects = _objects(s3_url, f"custos/events/{tenant.id}/")
+        assert objects[key]["data"]["customer"] == {"id": made.json()["id"], "erased": True}
+        assert "erase.me@example.com" not in json.dumps(objects)
+        assert "Erased Person" not in json.dumps(objects)
+        # The erasure's own events are published too, and name no one.
+        types = {o["type"] for o in objects.values()}
+        assert {"privacy.erasure_scheduled", "privacy.erasure_completed"} <= types
         assert await rewrite_objects(publishing, tenant.id, [event["id"]]) == 1
-        assert _objects(s3_url, key)[key]["data"]["customer"]["email"] is None
-        assert made.json()["id"] == event["data"]["customer"]["id"]
 
         await delete_objects(publishing, [key])
         assert _objects(s3_url, key) == {}

@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 from datetime import datetime, timedelta
+from pathlib import Path
 
 import httpx
 import pytest
@@ -22,9 +23,10 @@ from custos.models import Customer, Event, PrivacyRequest
 from custos.privacy import erasure
 from custos.privacy.holders import registered
 from custos.runtime import Runtime
+from tests.bulk.helpers import csv_bytes, run_to_end, start_import
 from tests.conftest import make_settings
 from tests.factories import Factory, TenantHandle, bearer, configure_tenant
-from tests.privacy.search import find_everywhere
+from tests.privacy.search import find_everywhere, find_in_cache, find_in_files
 from tests.privacy.seed import seed_person
 
 
@@ -340,6 +342,68 @@ class TestErasure:
         )
         assert retried.status_code == 200, retried.text
         assert await erasure.run(runtime, tenant.id, request_id) == 1
+
+
+class TestEveryStore:
+    async def test_feedback_bulk_files_and_the_cache_lose_the_person_too(
+        self, client: httpx.AsyncClient, tenant: TenantHandle, runtime: Runtime
+    ) -> None:
+        seeded = await seed_person(client, tenant)
+        admin, person = bearer(tenant.admin_key), seeded.person
+        needles = person.needles
+        # Feedback: their own complaint, and a mention of them in someone else's praise.
+        for body in (
+            {"customer_id": seeded.customer_id, "feedback_type": "complaint", "rating": 1,
+             "content": f"My parcel never came. Call me on {person.phone}."},
+            {"customer_id": seeded.other_customer_id, "feedback_type": "praise", "rating": 5,
+             "subject": f"Thanks to {person.name}", "content": f"{person.email} sent me here."},
+        ):  # fmt: skip
+            posted = await client.post("/api/v1/feedback", json=body, headers=admin)
+            assert posted.status_code == 201, posted.text
+        # Bulk: an import whose file holds them (their row refused: the email is taken), and
+        # an export that lists them.
+        started = await start_import(
+            client,
+            tenant.admin_key,
+            csv_bytes([["full_name", "email"], ["Someone Else", "someone.else@example.com"],
+                       [person.name, person.email]]),
+        )  # fmt: skip
+        assert started.status_code == 202, started.text
+        imported = await run_to_end(runtime, client, tenant.admin_key, started.json()["id"])
+        assert (imported["created"], imported["failed"]) == (1, 1), imported
+        exported = await client.post(
+            "/api/v1/bulk/export", json={"resource": "customers", "format": "csv"}, headers=admin
+        )
+        export = await run_to_end(runtime, client, tenant.admin_key, exported.json()["id"])
+        assert person.email in (await client.get(export["download_url"], headers=admin)).text
+        files = Path(runtime.settings.bulk_storage_dir)
+        tenant_files = [files / "imports" / tenant.id, files / "exports" / tenant.id]
+        assert all(find_in_files(d, needles) for d in tenant_files)
+        # The cache: the record and a list page showing it.
+        for _ in range(2):
+            await client.get(f"/api/v1/customers/{seeded.customer_id}", headers=admin)
+            await client.get("/api/v1/customers", params={"limit": 10}, headers=admin)
+        assert await find_in_cache(runtime, tenant.id, needles)
+
+        await _erase_now(client, tenant, seeded.customer_id)
+        assert await erasure.run_due(runtime) >= 1
+
+        assert await find_everywhere(runtime, needles) == {}
+        assert [find_in_files(d, needles) for d in tenant_files] == [[], []]
+        assert await find_in_cache(runtime, tenant.id, needles) == []
+        gone = await client.get(export["download_url"], headers=admin)
+        assert gone.status_code == 404
+        # What was not theirs stays: the neighbour's feedback, scrubbed; the other import row.
+        listed = await client.get(
+            "/api/v1/feedback", params={"customer_id": seeded.other_customer_id}, headers=admin
+        )
+        [praise] = listed.json()["items"]
+        assert (praise["subject"], praise["content"]) == (
+            "Thanks to [erased]",
+            "[erased] sent me here.",
+        )
+        others = await client.get("/api/v1/customers", params={"q": "Someone Else"}, headers=admin)
+        assert [c["email"] for c in others.json()["items"]] == ["someone.else@example.com"]
 
 
 class TestAnonymisation:

@@ -98,3 +98,34 @@ class TestErasureOfPseudonymisedText:
         await erasure.run_due(runtime)
         notes = await client.get(f"/api/v1/customers/{other.json()['id']}/notes", headers=admin)
         assert notes.json()[0]["body"] == "Referred by [erased]"
+
+
+class TestFeedbackFreeText:
+    async def test_feedback_content_and_subject_follow_the_policy(
+        self, client: httpx.AsyncClient, factory: Factory
+    ) -> None:
+        tenant = await _tenant_with(client, factory, "mask")
+        posted = await client.post(
+            "/api/v1/feedback",
+            json={"feedback_type": "complaint", "subject": "From amara@example.com",
+                  "content": NOTE},
+            headers=bearer(tenant.admin_key),
+        )  # fmt: skip
+        assert posted.status_code == 201, posted.text
+        stored = posted.json()
+        assert stored["subject"] == "From a***@example.com"
+        assert stored["content"] == "Customer wrote from a***@example.com, call back on ******2671."
+        assert stored["sentiment_label"] in {"negative", "neutral", "positive"}
+
+    async def test_as_given_by_default_in_a_batch_too(
+        self, client: httpx.AsyncClient, factory: Factory
+    ) -> None:
+        tenant = await factory.tenant()
+        batch = await client.post(
+            "/api/v1/feedback/batch",
+            json={"items": [{"feedback_type": "general_feedback", "content": NOTE}]},
+            headers=bearer(tenant.admin_key),
+        )
+        assert batch.status_code in (200, 201), batch.text
+        listed = await client.get("/api/v1/feedback", headers=bearer(tenant.admin_key))
+        assert [item["content"] for item in listed.json()["items"]] == [NOTE]

@@ -30,6 +30,7 @@ from custos.customer.duplicates import email_key
 from custos.customer.phones import PhonePolicy, to_e164
 from custos.customer.schemas import CustomerCreate, CustomerPatch, check_metadata
 from custos.customer.service import EDITABLE, api_names, merge_patch, search_text
+from custos.db import customers_changed
 from custos.event import service as event_log
 from custos.kit.ids import new_ids
 from custos.kit.time import utcnow
@@ -247,16 +248,8 @@ class CustomerImporter:
                     )
                 else:
                     try:
-                        creates.append(
-                            (
-                                p,
-                                CustomerCreate.model_validate(
-                                    p.item | {"id": None}
-                                    if False
-                                    else {k: v for k, v in p.item.items() if k != "id"}
-                                ),
-                            )
-                        )
+                        body = {k: v for k, v in p.item.items() if k != "id"}
+                        creates.append((p, CustomerCreate.model_validate(body)))
                     except ValidationError as exc:
                         result.errors.append(_at(p.row, _first_error(exc)))
         rows = [
@@ -289,6 +282,8 @@ class CustomerImporter:
             result.errors.extend(await self._conflicts(session, lost))
         if updates:
             await self._update(session, updates, now, result)
+        # Written with COPY and Core statements, which the read cache's ORM hooks do not see.
+        customers_changed(session, self.actor.tenant_id, [c.id for _, c in updates])
         return result
 
     async def _matches(

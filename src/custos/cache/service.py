@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import re
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from itertools import chain
 from typing import Any
@@ -34,7 +34,7 @@ from custos.auth.principal import Principal
 from custos.cache.schemas import CacheStats as CacheStatsOut
 from custos.cache.store import MemoryStore, RedisStore, Store
 from custos.config import Settings
-from custos.db import Database, on_after_commit
+from custos.db import TENANT, Database, on_after_commit
 from custos.exceptions import InvalidInput, NotFound, ServiceUnavailable
 from custos.kit.crypto import derive_key, keyed_hash
 from custos.kit.ids import is_valid_id
@@ -49,6 +49,8 @@ CUSTOMER = "customer"
 CUSTOMER_LIST = "customer_list"
 STATS_FLUSH_SECONDS = 5.0
 _CHANGED = "custos.cache.changed"
+# In a tenant's set of changed customers: any of them (the tenant's every entry retires).
+EVERY_CUSTOMER = "*"
 _KEY = re.compile(r"customers|customer:[A-Za-z0-9_]{1,60}")
 
 
@@ -215,8 +217,14 @@ class ReadCache:
         if (state.is_update or state.is_delete) and any(
             mapper.class_ is Customer for mapper in state.all_mappers
         ):
-            # Which rows a statement touches is not known here: retire every entry.
-            self._changed(state.session)["*"] = set()
+            # Which rows a statement touches is not known here: retire every entry of the
+            # session's tenant (of every tenant, in a system transaction).
+            tenant_id = state.session.info.get(TENANT)
+            changed = self._changed(state.session)
+            if tenant_id is None:
+                changed["*"] = set()
+            else:
+                changed.setdefault(tenant_id, set()).add(EVERY_CUSTOMER)
 
     def _changed(self, session: Session) -> dict[str, set[str]]:
         changed: dict[str, set[str]] | None = session.info.get(_CHANGED)
@@ -239,7 +247,10 @@ class ReadCache:
         for tenant_id in tenants:
             keys.append(self._list_gen(tenant_id))
             for customer_id in changed[tenant_id]:
-                keys.extend(self._customer_keys(tenant_id, customer_id))
+                if customer_id == EVERY_CUSTOMER:
+                    keys.append(f"{self._ns}:t:{tenant_id}:epoch")
+                else:
+                    keys.extend(self._customer_keys(tenant_id, customer_id))
         if self._health is not None and not self._health.up:
             self._remember(tenants, everything)
             return
@@ -248,6 +259,16 @@ class ReadCache:
         except Exception as exc:
             self._failed(exc)
             self._remember(tenants, everything)
+
+    async def erase(self, tenant_id: str, customer_ids: Sequence[str]) -> None:
+        """Delete what the cache holds of these customers: their entries, and every list
+        page of the tenant (a page may show them; invalidation would only hide it until it
+        expires). Raises when the store cannot be reached."""
+        keys = [self._list_gen(tenant_id)]
+        for customer_id in customer_ids:
+            keys.extend(self._customer_keys(tenant_id, customer_id))
+        await self.store.forget(keys)
+        await self.store.forget_prefix(f"{self._ns}:t:{tenant_id}:l:")
 
     def _remember(self, tenants: list[str], everything: bool) -> None:
         self._missed_tenants.update(tenants)

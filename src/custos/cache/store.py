@@ -51,6 +51,8 @@ class Store(Protocol):
 
     async def forget(self, keys: Sequence[str]) -> None: ...
 
+    async def forget_prefix(self, prefix: str) -> int: ...
+
 
 def _fresh() -> str:
     return secrets.token_hex(8)
@@ -83,6 +85,19 @@ class RedisStore:
     async def forget(self, keys: Sequence[str]) -> None:
         if keys:
             await self._redis.delete(*keys)
+
+    async def forget_prefix(self, prefix: str) -> int:
+        """Delete every key under the prefix (SCAN, so Redis is never blocked); a rare
+        operation: erasure wants entries gone, not merely unreachable."""
+        pattern = (
+            prefix.replace("\\", "\\\\").replace("*", "\\*").replace("?", "\\?").replace("[", "\\[")
+        )
+        found: list[bytes] = []
+        async for key in self._redis.scan_iter(match=pattern + "*", count=1000):
+            found.append(key)
+        for start in range(0, len(found), 500):
+            await self._redis.unlink(*found[start : start + 500])
+        return len(found)
 
 
 class MemoryStore:
@@ -125,6 +140,12 @@ class MemoryStore:
         for key in keys:
             self._tokens.pop(key, None)
             self._entries.pop(key, None)
+
+    async def forget_prefix(self, prefix: str) -> int:
+        doomed = [key for key in self._entries if key.startswith(prefix)]
+        for key in doomed:
+            del self._entries[key]
+        return len(doomed)
 
     def __len__(self) -> int:
         return len(self._entries)

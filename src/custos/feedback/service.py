@@ -41,6 +41,9 @@ from custos.kit.etag import etag as etag  # the endpoints set the header
 from custos.kit.ids import new_ids
 from custos.kit.time import as_utc, utcnow
 from custos.models import Feedback
+from custos.privacy import settings as privacy_settings
+from custos.privacy.ingest import text_writer
+from custos.privacy.keys import keys_for
 
 _FEEDBACK = cast(sa.Table, Feedback.__table__)
 _API_FIELDS = frozenset(FeedbackOut.model_fields) - {"metadata"}
@@ -53,13 +56,6 @@ TRANSITIONS: dict[str, frozenset[str]] = {
     "resolved": frozenset({"in_progress", "closed"}),
     "closed": frozenset({"in_progress"}),
 }
-
-
-def ingest_free_text(actor: Principal, text: str) -> str:
-    """The one door free text (content, subject) passes before it is stored: the tenant's
-    PII policy for free text applies here. Today every tenant stores it as given."""
-    del actor  # the policy is per tenant: actor.tenant_settings
-    return text
 
 
 def to_api(row: dict[str, Any]) -> dict[str, Any]:
@@ -200,12 +196,17 @@ async def ingest(
             accepted.append((position, body))
     if index is None:
         index = await duplicate_index(repo, settings, actor, [b for _, b in accepted], now)
+    free_text = text_writer(
+        await privacy_settings.tenant_settings(session, actor),
+        keys_for(session, actor.tenant_id),
+    )
     rows: list[dict[str, Any]] = []
     complaints: dict[str, int] = {}
     duplicates = 0
     for (_, body), feedback_id in zip(accepted, new_ids("fb", len(accepted)), strict=True):
-        content = ingest_free_text(actor, body.content)
-        subject = ingest_free_text(actor, body.subject) if body.subject else body.subject
+        # Stored as the tenant's privacy settings say: as given, masked or pseudonymised.
+        content = free_text(body.content, ())
+        subject = free_text(body.subject, ()) if body.subject else body.subject
         normalised = dedup.normalise(content)
         content_hash = dedup.content_hash(normalised)
         sketch = dedup.sketch(normalised)

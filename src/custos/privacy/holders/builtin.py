@@ -23,6 +23,10 @@ from custos.models import (
     User,
 )
 from custos.privacy.holders.base import ERASED, Context, Erased, Holder, Mode, jsonable, register
+from custos.worker.defer import defer
+
+# Events written again to object storage per job.
+REPUBLISH_CHUNK = 500
 
 
 def mentions_any(column: Any, patterns: list[str]) -> sa.ColumnElement[bool]:
@@ -184,14 +188,28 @@ class Events(Holder):
 
     async def erase(self, ctx: Context) -> list[Erased]:
         rows = await ctx.session.scalars(sa.select(Event).where(self._about(ctx)))
-        count = 0
+        changed: list[str] = []
         for event in rows:
             cleaned = _deep_scrub(event.payload, ctx)
             if cleaned != event.payload:
                 event.payload = cleaned
-                count += 1
+                changed.append(event.id)
         await ctx.session.flush()
-        return [Erased(self.name, "scrubbed", count, ["payload"])]
+        reports = [Erased(self.name, "scrubbed", len(changed), ["payload"])]
+        if ctx.runtime.publisher is not None and changed:
+            # The bucket's copies are written again from the rewritten rows, by a job queued
+            # in this transaction: retried like any publishing until the bucket takes them.
+            for start in range(0, len(changed), REPUBLISH_CHUNK):
+                chunk = changed[start : start + REPUBLISH_CHUNK]
+                defer(
+                    ctx.session, "events.publish", tenant_id=ctx.subject.tenant_id, event_ids=chunk
+                )
+            reports.append(
+                Erased(
+                    self.name, "rewritten", len(changed), ["payload"], "copies in object storage"
+                )
+            )
+        return reports
 
 
 class AuditLogs(Holder):
