@@ -75,6 +75,27 @@ async def test_both_paths_write_and_answer_alike(
     assert fast_changes["full_name"]["to"] != FULL["full_name"]  # masked, never plain
 
 
+async def test_quotes_percent_signs_and_backslashes_arrive_exactly(
+    client: httpx.AsyncClient, factory: Factory
+) -> None:
+    """The fast path quotes its parameters into the statement text itself."""
+    tenant = await factory.tenant()
+    headers = bearer(tenant.admin_key)
+    awkward = "O'Brien \\ 100%s %% %(name)s \"quoted\" \u00e9\u00df \U0001f600 $$ E'\\x00'"
+    body = {
+        "full_name": awkward,
+        "company": "'); DROP TABLE customers; --",
+        "tags": ["%s", "a'b", "back\\slash"],
+        "metadata": {"note": awkward, "nested": {"k'ey": "%s%%"}, "n": 1.5},
+    }
+    made = await client.post(BASE, json=body, headers=headers)
+    assert made.status_code == 201, made.text
+    assert "etag" in made.headers  # the fast path's answer (no Idempotency-Key)
+    read = (await client.get(f"{BASE}/{made.json()['id']}", headers=headers)).json()
+    assert {k: read[k] for k in body} == body
+    assert made.json() == read
+
+
 async def test_a_refused_create_writes_nothing(
     client: httpx.AsyncClient, factory: Factory, runtime: Runtime
 ) -> None:
