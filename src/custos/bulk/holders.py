@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from typing import Any
+from pathlib import Path
 
 import sqlalchemy as sa
 
@@ -45,32 +45,52 @@ class BulkErrors(Holder):
         return [Erased(self.name, "scrubbed", count, ["reason"])]
 
 
-def _text(value: Any) -> str:
-    return value if isinstance(value, str) else json.dumps(value, default=str)
+_CHUNK_CHARS = 1_048_576
+
+
+def _text_mentions(path: Path, encoding: str, needles: list[str]) -> bool:
+    """A plain substring search of the decoded text, a chunk at a time (chunks overlap by
+    the longest needle, so none is missed across a boundary)."""
+    overlap = max(len(n) for n in needles) - 1
+    tail = ""
+    with path.open(encoding=encoding, errors="replace", newline="") as text:
+        while chunk := text.read(_CHUNK_CHARS):
+            window = (tail + chunk).lower()
+            if any(n in window for n in needles):
+                return True
+            tail = window[-overlap:] if overlap else ""
+    return False
+
+
+def _cells_mention(path: Path, needles: list[str], max_uncompressed: int) -> bool:
+    for _, values in formats.read_xlsx(path, max_uncompressed)[1]:
+        cells = values.values() if isinstance(values, dict) else [values]
+        for cell in cells:
+            if cell is not None:
+                text = (cell if isinstance(cell, str) else json.dumps(cell, default=str)).lower()
+                if any(n in text for n in needles):
+                    return True
+    return False
 
 
 def file_mentions(
     storage: Storage, key: str, fmt: str, subject: Subject, max_uncompressed: int
 ) -> bool:
-    """Whether any cell of the stored file holds one of the person's identifiers or ids.
-    A file that can no longer be read counts as mentioning them: it is not kept unread."""
-    ids = set(subject.customer_ids)
+    """Whether the stored file holds one of the person's identifiers or record ids (as
+    written, or as JSON escapes them). A file that can no longer be read counts as holding
+    them: it is not kept unread."""
+    needles = [p.lower() for p in subject.like_patterns()]
+    if not needles:
+        return False
     try:
         with storage.fetch(key) as path:
-            inspection = formats.inspect(path, formats.FileFormat(fmt), max_uncompressed)
-            for _, values in formats.open_rows(path, inspection, max_uncompressed):
-                cells = values.values() if isinstance(values, dict) else [values]
-                for cell in cells:
-                    if cell is None:
-                        continue
-                    text = _text(cell)
-                    if text in ids or subject.mentions(text):
-                        return True
+            if fmt == formats.FileFormat.xlsx:
+                return _cells_mention(path, needles, max_uncompressed)
+            return _text_mentions(path, formats.detect_encoding(path), needles)
     except FileNotFoundError:
         return False
-    except (ValueError, UnicodeDecodeError):
-        return True  # formats.FileRefused is a ValueError too
-    return False
+    except (ValueError, OSError):
+        return True  # formats.FileRefused is a ValueError, as are decoding errors
 
 
 class BulkFiles(Holder):
