@@ -148,13 +148,15 @@ async def newest_first_in_one_round_trip(
         params += [*before, query.limit + 1]
     else:
         # The matches newest first, each record looked up (and filtered) until the page is
-        # full: a common word's thousands of matches cost a sort, not a look-up each.
+        # full: a common word's thousands of matches cost a sort, not a look-up each. The
+        # LIMIT 1 keeps the look-up a look-up: without it the planner may flatten it into a
+        # join that reads and sorts the tenant's every record (seen with stale statistics).
         statement = (
             "SELECT page.* FROM (SELECT id FROM customer_search_ids(%s) AS found (id)"
             + (" WHERE id < %s" if before else "")
             + " ORDER BY id DESC) AS matches CROSS JOIN LATERAL"
-            f" (SELECT {COLUMNS} FROM customers WHERE id = matches.id AND {where}) AS page"
-            " ORDER BY matches.id DESC LIMIT %s"
+            f" (SELECT {COLUMNS} FROM customers WHERE id = matches.id AND {where} LIMIT 1)"
+            " AS page ORDER BY matches.id DESC LIMIT %s"
         )
         params = [searched, *before, *params, query.limit + 1]
     rows = await db.one_round_trip(actor.tenant_id, statement, params)
