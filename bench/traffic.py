@@ -236,7 +236,8 @@ def _interleaved(
         if result.status_errors or result.socket_errors or not result.requests:
             raise BenchError(
                 f"{label} {name}: {result.status_errors} error responses and "
-                f"{result.socket_errors} socket errors in {result.requests} requests"
+                f"{result.socket_errors} socket errors in {result.requests} requests;"
+                f" the server's log ends:\n{server.log_tail(15)}"
             )
         cpu_us = (
             (cpu_after - cpu_before) / result.requests * 1e6
