@@ -133,15 +133,11 @@ async def import_file(
     started = time.perf_counter()
     inspection, total = service.inspect_upload(runtime.settings, path, fmt)
 
-    async def no_defer(_: str) -> None:
-        return None
-
     async with runtime.db.transaction(tenant_id=actor.tenant_id) as session:
         op = await service.start_import(
             session,
             actor,
             storage_for(runtime.settings),
-            no_defer,
             path=path,
             file_name=path.name,
             inspection=inspection,

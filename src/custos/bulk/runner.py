@@ -38,7 +38,7 @@ from custos.bulk.schemas import (
     OperationStatus,
     Resource,
 )
-from custos.bulk.service import completed_event
+from custos.bulk.service import completed_event, queue_run
 from custos.bulk.storage import storage_for
 from custos.customer.phones import PhonePolicy
 from custos.customer.repository import CustomerRepository
@@ -622,11 +622,12 @@ async def _progress(db: Database, op: BulkOperation, exported: int) -> None:
             raise LeaseLost
 
 
-async def recover(runtime: Runtime, defer: Any) -> int:
+async def recover(runtime: Runtime) -> int:
     """Operations nobody is running: queued ones never taken, running ones whose worker
-    stopped renewing its lease. Each is deferred again; claiming it is idempotent."""
+    stopped renewing its lease. Each is queued again in one transaction; claiming it is
+    idempotent, and a job already waiting for it is not queued twice."""
     now = utcnow()
-    async with runtime.db.transaction(system=True, write=False) as session:
+    async with runtime.db.transaction(system=True) as session:
         ids = list(
             (
                 await session.execute(
@@ -645,8 +646,8 @@ async def recover(runtime: Runtime, defer: Any) -> int:
                 )
             ).scalars()
         )
-    for operation_id in ids:
-        await defer(operation_id)
+        for operation_id in ids:
+            queue_run(session, operation_id)
     return len(ids)
 
 
