@@ -270,17 +270,17 @@ class CustomerImporter:
             return result
         if rows:
             inserted = await self._insert(session, rows)
-            for row in rows:
-                if row["id"] in inserted:
-                    event_log.emit(
-                        session,
-                        self.actor,
-                        events.CUSTOMER_CREATED,
-                        {"customer": api_payload(row)},
-                        subject_type="customer",
-                        subject_id=row["id"],
-                    )
-                    result.created += 1
+            event_log.emit_many(
+                session,
+                self.actor,
+                events.CUSTOMER_CREATED,
+                [
+                    ({"customer": api_payload(row)}, "customer", row["id"])
+                    for row in rows
+                    if row["id"] in inserted
+                ],
+            )
+            result.created += len(inserted)
             lost = [
                 (p, row)
                 for (p, _), row in zip(creates, rows, strict=True)
@@ -313,9 +313,8 @@ class CustomerImporter:
     async def _insert(self, session: AsyncSession, rows: list[dict[str, Any]]) -> set[str]:
         """Insert, skipping rows a unique index refuses; returns the ids written."""
         if session.get_bind().dialect.name == "postgresql":
-            await _copy_insert(session, rows)
-        else:
-            await session.execute(sa.insert(_CUSTOMERS).prefix_with("OR IGNORE"), rows)
+            return await _copy_insert(session, rows)
+        await session.execute(sa.insert(_CUSTOMERS).prefix_with("OR IGNORE"), rows)
         ids = [r["id"] for r in rows]
         written: set[str] = set()
         for start in range(0, len(ids), _IN_CHUNK):
@@ -512,9 +511,9 @@ def _as_row(customer: Customer) -> dict[str, Any]:
 _JSON_COLUMNS = {"address", "tags", "metadata"}
 
 
-async def _copy_insert(session: AsyncSession, rows: list[dict[str, Any]]) -> None:
+async def _copy_insert(session: AsyncSession, rows: list[dict[str, Any]]) -> set[str]:
     """COPY into a temporary table (row-level security forbids COPY into `customers`), then
-    one INSERT ... SELECT that skips what a unique index refuses."""
+    one INSERT ... SELECT that skips what a unique index refuses; returns the ids written."""
     conn = await session.connection()
     raw = await conn.get_raw_connection()
     driver: Any = raw.driver_connection
@@ -536,5 +535,6 @@ async def _copy_insert(session: AsyncSession, rows: list[dict[str, Any]]) -> Non
                 )
         await cur.execute(
             f"INSERT INTO customers ({columns}) SELECT {columns} FROM {_STAGE}"
-            " ON CONFLICT DO NOTHING"
+            " ON CONFLICT DO NOTHING RETURNING id"
         )
+        return {row[0] for row in await cur.fetchall()}

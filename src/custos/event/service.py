@@ -9,8 +9,10 @@ from committed rows it was told about, never from gaps in `seq` (which commit ou
 
 from __future__ import annotations
 
+import json
 from typing import Any, cast
 
+import orjson
 import sqlalchemy as sa
 from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -23,7 +25,7 @@ from custos.event.schemas import EventTrigger
 from custos.events import CATALOGUE, EventType
 from custos.exceptions import InvalidInput, NotFound
 from custos.kit.context import request_context
-from custos.kit.ids import new_id
+from custos.kit.ids import new_id, new_ids
 from custos.kit.time import utcnow
 from custos.models import Event
 from custos.worker.defer import JobRequest, defer_request
@@ -67,6 +69,42 @@ def emit(
     return str(event["id"])
 
 
+def emit_many(
+    session: AsyncSession,
+    actor: Principal,
+    event_type: EventType,
+    items: list[tuple[dict[str, Any], str, str]],
+) -> None:
+    """Queue one event per (payload, subject_type, subject_id), as emit() would, with their
+    ids made together (in order) and one timestamp: a bulk write's events."""
+    if not items:
+        return
+    now = utcnow()
+    common = {
+        "tenant_id": actor.tenant_id,
+        "type": event_type.name,
+        "schema_version": event_type.schema_version,
+        "occurred_at": now,
+        "actor_type": actor.kind.value,
+        "actor_id": actor.id,
+        "request_id": request_context.get().request_id,
+        "test": False,
+    }
+    session.info.setdefault(_PENDING, []).extend(
+        {
+            "id": event_id,
+            **common,
+            "subject_type": subject_type,
+            "subject_id": subject_id,
+            "payload": payload,
+        }
+        for event_id, (payload, subject_type, subject_id) in zip(
+            new_ids("evt", len(items)), items, strict=True
+        )
+    )
+    on_before_commit(session, "events", _write_pending)
+
+
 def new_row(
     actor: Principal | None,
     event_type: EventType,
@@ -107,13 +145,52 @@ async def _write_pending(session: AsyncSession) -> None:
     pending: list[dict[str, Any]] = session.info.pop(_PENDING, [])
     if not pending:
         return
-    # Table-level insert: inserted in queue order, so `seq` follows it.
-    await session.execute(sa.insert(_EVENTS), pending)
+    # Inserted in queue order, so `seq` follows it.
+    if session.get_bind().dialect.name == "postgresql":
+        # One statement whatever the count: a bulk import queues thousands at once.
+        await session.execute(_INSERT_EVENTS, _columns(pending))
+    else:
+        await session.execute(sa.insert(_EVENTS), pending)
     by_tenant: dict[str, list[str]] = {}
     for event in pending:
         by_tenant.setdefault(event["tenant_id"], []).append(event["id"])
     for tenant, ids in by_tenant.items():
         defer_request(session, dispatch_job(tenant, ids))
+
+
+_FIELDS = (
+    ("id", "varchar"),
+    ("tenant_id", "varchar"),
+    ("type", "varchar"),
+    ("schema_version", "smallint"),
+    ("occurred_at", "timestamptz"),
+    ("actor_type", "varchar"),
+    ("actor_id", "varchar"),
+    ("subject_type", "varchar"),
+    ("subject_id", "varchar"),
+    ("request_id", "varchar"),
+    ("payload", "jsonb"),
+    ("test", "boolean"),
+)
+_NAMES = ", ".join(name for name, _ in _FIELDS)
+_INSERT_EVENTS = sa.text(
+    f"INSERT INTO events ({_NAMES}) SELECT {_NAMES} FROM unnest("
+    + ", ".join(f"CAST(:{name} AS {kind}[])" for name, kind in _FIELDS)
+    + f") WITH ORDINALITY AS e({_NAMES}, n) ORDER BY n"
+)
+
+
+def _json(value: Any) -> str:
+    try:
+        return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode()
+    except orjson.JSONEncodeError:  # what orjson refuses, the column's own encoder may take
+        return json.dumps(value)
+
+
+def _columns(rows: list[dict[str, Any]]) -> dict[str, list[Any]]:
+    columns: dict[str, list[Any]] = {name: [r[name] for r in rows] for name, _ in _FIELDS}
+    columns["payload"] = [_json(p) for p in columns["payload"]]
+    return columns
 
 
 def dispatch_job(tenant_id: str, event_ids: list[str]) -> JobRequest:
