@@ -148,7 +148,7 @@ async def _write_pending(session: AsyncSession) -> None:
     # Inserted in queue order, so `seq` follows it.
     if session.get_bind().dialect.name == "postgresql":
         # One statement whatever the count: a bulk import queues thousands at once.
-        await session.execute(_INSERT_EVENTS, _columns(pending))
+        await session.execute(_INSERT_EVENTS, {"events": _as_json(pending)})
     else:
         await session.execute(sa.insert(_EVENTS), pending)
     by_tenant: dict[str, list[str]] = {}
@@ -158,39 +158,23 @@ async def _write_pending(session: AsyncSession) -> None:
         defer_request(session, dispatch_job(tenant, ids))
 
 
-_FIELDS = (
-    ("id", "varchar"),
-    ("tenant_id", "varchar"),
-    ("type", "varchar"),
-    ("schema_version", "smallint"),
-    ("occurred_at", "timestamptz"),
-    ("actor_type", "varchar"),
-    ("actor_id", "varchar"),
-    ("subject_type", "varchar"),
-    ("subject_id", "varchar"),
-    ("request_id", "varchar"),
-    ("payload", "jsonb"),
-    ("test", "boolean"),
-)
-_NAMES = ", ".join(name for name, _ in _FIELDS)
+# PostgreSQL: the events as one JSON array, unpacked in order by the server. Arrays of
+# text parameters cost more to escape on the client than the rows cost to insert.
 _INSERT_EVENTS = sa.text(
-    f"INSERT INTO events ({_NAMES}) SELECT {_NAMES} FROM unnest("
-    + ", ".join(f"CAST(:{name} AS {kind}[])" for name, kind in _FIELDS)
-    + f") WITH ORDINALITY AS e({_NAMES}, n) ORDER BY n"
+    "INSERT INTO events (id, tenant_id, type, schema_version, occurred_at, actor_type,"
+    " actor_id, subject_type, subject_id, request_id, payload, test)"
+    " SELECT e->>'id', e->>'tenant_id', e->>'type', (e->>'schema_version')::smallint,"
+    " (e->>'occurred_at')::timestamptz, e->>'actor_type', e->>'actor_id', e->>'subject_type',"
+    " e->>'subject_id', e->>'request_id', e->'payload', (e->>'test')::boolean"
+    " FROM jsonb_array_elements(CAST(:events AS jsonb)) WITH ORDINALITY AS r(e, n) ORDER BY n"
 )
 
 
-def _json(value: Any) -> str:
+def _as_json(rows: list[dict[str, Any]]) -> str:
     try:
-        return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode()
-    except orjson.JSONEncodeError:  # what orjson refuses, the column's own encoder may take
-        return json.dumps(value)
-
-
-def _columns(rows: list[dict[str, Any]]) -> dict[str, list[Any]]:
-    columns: dict[str, list[Any]] = {name: [r[name] for r in rows] for name, _ in _FIELDS}
-    columns["payload"] = [_json(p) for p in columns["payload"]]
-    return columns
+        return orjson.dumps(rows, option=orjson.OPT_NON_STR_KEYS).decode()
+    except TypeError:  # what orjson refuses (an integer past 64 bits), the stdlib takes
+        return json.dumps(rows, default=lambda v: v.isoformat())
 
 
 def dispatch_job(tenant_id: str, event_ids: list[str]) -> JobRequest:

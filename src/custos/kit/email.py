@@ -32,9 +32,12 @@ _MAX_LOCAL = 64
 _MAX_TOTAL = 200
 
 
+_SPECIAL = frozenset(email_validator.SPECIAL_USE_DOMAIN_NAMES)
+
+
 def _special(domain: str) -> bool:
-    names: list[str] = email_validator.SPECIAL_USE_DOMAIN_NAMES
-    return any(domain == d or domain.endswith("." + d) for d in names)
+    labels = domain.split(".")
+    return any(".".join(labels[i:]) in _SPECIAL for i in range(len(labels)))
 
 
 def normalise(value: str) -> str | None:
