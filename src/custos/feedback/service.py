@@ -6,8 +6,7 @@ Every path that writes feedback (one item, a batch, an upload, a bulk import) go
 
 from __future__ import annotations
 
-from collections import deque
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, cast
@@ -83,22 +82,19 @@ class Candidate:
         self.minima = frozenset(self.sketch)
 
 
-# Near-duplicates are looked for among this many of a customer's most recent items.
-NEAR_CANDIDATES = 1000
-
-
 @dataclass
 class DuplicateIndex:
-    """Earlier feedback per customer within the window, including what this call added."""
+    """Earlier feedback within the window that may match this call's items (found by
+    content hash or shared band key), including what this call added."""
 
     window: timedelta
     threshold: float
-    by_customer: dict[str | None, deque[Candidate]] = field(default_factory=dict)
+    by_band: dict[int, list[Candidate]] = field(default_factory=dict)
     by_hash: dict[tuple[str | None, str], list[Candidate]] = field(default_factory=dict)
 
-    def add(self, candidate: Candidate) -> None:
-        recent = self.by_customer.setdefault(candidate.customer_id, deque(maxlen=NEAR_CANDIDATES))
-        recent.append(candidate)
+    def add(self, candidate: Candidate, bands: Iterable[int]) -> None:
+        for band in bands:
+            self.by_band.setdefault(band, []).append(candidate)
         self.by_hash.setdefault((candidate.customer_id, candidate.content_hash), []).append(
             candidate
         )
@@ -108,6 +104,7 @@ class DuplicateIndex:
         customer_id: str | None,
         content_hash: str,
         sketch: tuple[int, ...],
+        bands: list[int],
         received_at: datetime,
     ) -> tuple[str, str, float] | None:
         """(original id, "exact" or "near", similarity) or None."""
@@ -119,14 +116,21 @@ class DuplicateIndex:
         # Sketches of texts this similar share most of their minima: a set intersection
         # rules out the rest before the estimate is computed.
         needed = self.threshold * min(len(minima), dedup.K) * 0.75
-        for earlier in self.by_customer.get(customer_id, ()):
-            if len(minima & earlier.minima) < needed:
-                continue
-            if abs(earlier.received_at - received_at) > self.window:
-                continue
-            score = dedup.similarity(earlier.sketch, sketch)
-            if score >= self.threshold and (best is None or score > best[2]):
-                best = (earlier.original_id, "near", round(score, 4))
+        seen: set[str] = set()
+        for band in bands:
+            for earlier in self.by_band.get(band, ()):
+                if earlier.id in seen:
+                    continue
+                seen.add(earlier.id)
+                if earlier.customer_id != customer_id:
+                    continue
+                if len(minima & earlier.minima) < needed:
+                    continue
+                if abs(earlier.received_at - received_at) > self.window:
+                    continue
+                score = dedup.similarity(earlier.sketch, sketch)
+                if score >= self.threshold and (best is None or score > best[2]):
+                    best = (earlier.original_id, "near", round(score, 4))
         return best
 
 
@@ -138,19 +142,37 @@ def _threshold(settings: Settings, actor: Principal) -> float:
     return settings.feedback_near_duplicate_threshold
 
 
+@dataclass
+class Fingerprint:
+    content_hash: str
+    sketch: tuple[int, ...]
+    bands: list[int]
+
+
+def fingerprint(content: str, customer_id: str | None) -> Fingerprint:
+    normalised = dedup.normalise(content)
+    sketch, bins = dedup.fingerprint(normalised)
+    return Fingerprint(dedup.content_hash(normalised), sketch, dedup.band_keys(bins, customer_id))
+
+
 async def duplicate_index(
     repo: FeedbackRepository,
     settings: Settings,
     actor: Principal,
     items: Sequence[FeedbackCreate],
+    prints: Sequence[Fingerprint],
     now: datetime,
 ) -> DuplicateIndex:
+    """The index for one call: one look-up for all its items' hashes and band keys."""
     window = timedelta(hours=settings.feedback_duplicate_window_hours)
     index = DuplicateIndex(window=window, threshold=_threshold(settings, actor))
     earliest = min((as_utc(i.received_at) for i in items if i.received_at), default=now)
-    customers = {i.customer_id for i in items if i.customer_id}
-    anonymous = any(i.customer_id is None for i in items)
-    for row in await repo.recent_fingerprints(customers, anonymous, min(earliest, now) - window):
+    rows, shared = await repo.candidates(
+        {p.content_hash for p in prints},
+        {band for p in prints for band in p.bands},
+        min(earliest, now) - window,
+    )
+    for row in rows:
         index.add(
             Candidate(
                 id=row.id,
@@ -159,7 +181,8 @@ async def duplicate_index(
                 sketch=dedup.decode(row.sketch),
                 original_id=row.duplicate_of_id or row.id,
                 received_at=row.received_at,
-            )
+            ),
+            shared.get(row.id, ()),
         )
     return index
 
@@ -198,19 +221,22 @@ async def ingest(
             )
         else:
             accepted.append((position, body))
+    prints = [fingerprint(body.content, body.customer_id) for _, body in accepted]
     if index is None:
-        index = await duplicate_index(repo, settings, actor, [b for _, b in accepted], now)
+        index = await duplicate_index(repo, settings, actor, [b for _, b in accepted], prints, now)
     rows: list[dict[str, Any]] = []
+    bands: list[tuple[str, list[int]]] = []
     complaints: dict[str, int] = {}
     duplicates = 0
-    for (_, body), feedback_id in zip(accepted, new_ids("fb", len(accepted)), strict=True):
+    for (_, body), feedback_id, printed in zip(
+        accepted, new_ids("fb", len(accepted)), prints, strict=True
+    ):
         content = ingest_free_text(actor, body.content)
         subject = ingest_free_text(actor, body.subject) if body.subject else body.subject
-        normalised = dedup.normalise(content)
-        content_hash = dedup.content_hash(normalised)
-        sketch = dedup.sketch(normalised)
         received_at = as_utc(body.received_at) if body.received_at else now
-        match = index.match(body.customer_id, content_hash, sketch, received_at)
+        match = index.match(
+            body.customer_id, printed.content_hash, printed.sketch, printed.bands, received_at
+        )
         score, label = sentiment.score(content)
         original_id, kind, similarity = match if match else (None, None, None)
         duplicates += match is not None
@@ -230,8 +256,8 @@ async def ingest(
                 "received_at": received_at,
                 "sentiment_score": round(score, 4),
                 "sentiment_label": label,
-                "content_hash": content_hash,
-                "sketch": dedup.encode(sketch),
+                "content_hash": printed.content_hash,
+                "sketch": dedup.encode(printed.sketch),
                 "duplicate_of_id": original_id,
                 "duplicate_kind": kind,
                 "similarity": similarity,
@@ -240,30 +266,30 @@ async def ingest(
                 "updated_at": now,
             }
         )
+        bands.append((feedback_id, printed.bands))
         index.add(
             Candidate(
                 feedback_id,
                 body.customer_id,
-                content_hash,
-                sketch,
+                printed.content_hash,
+                printed.sketch,
                 original_id or feedback_id,
                 received_at,
-            )
+            ),
+            printed.bands,
         )
         # A re-submission of the same complaint counts once; a new wording counts again.
         if body.feedback_type == FeedbackType.complaint and body.customer_id and kind != "exact":
             complaints[body.customer_id] = complaints.get(body.customer_id, 0) + 1
     if rows:
         await session.execute(sa.insert(_FEEDBACK), rows)
-        for row in rows:
-            event_log.emit(
-                session,
-                actor,
-                events.FEEDBACK_CREATED,
-                {"feedback": to_api(row)},
-                subject_type="feedback",
-                subject_id=row["id"],
-            )
+        await repo.add_bands(bands)
+        event_log.emit_many(
+            session,
+            actor,
+            events.FEEDBACK_CREATED,
+            [({"feedback": to_api(row)}, "feedback", row["id"]) for row in rows],
+        )
         await statistics.add_complaints(session, actor, complaints)
     return Ingested(rows=rows, errors=errors, duplicates=duplicates)
 
