@@ -97,15 +97,17 @@ def fingerprint(normalised: str) -> tuple[tuple[int, ...], list[int]]:
 
 def band_keys(bins: list[int], customer_id: str | None) -> list[int]:
     """One signed 64-bit key per band, scoped to the customer (or to no customer): only the
-    same person's earlier feedback shares them. The bin values are already uniform hashes,
-    so multiply-xor mixing is enough to combine them."""
+    same person's earlier feedback shares them. A band takes every BANDS-th bin, not
+    neighbours: a densified empty bin copies its neighbour, and neighbours in one band
+    would agree together. The bin values are already uniform hashes, so multiply-xor
+    mixing is enough to combine them."""
     if not bins:
         return []
     salt = _hash64("customer:" + (customer_id or ""))
     keys = []
     for band in range(BANDS):
         key = salt ^ (band * _MIX & _MASK)
-        for value in bins[band * ROWS : (band + 1) * ROWS]:
+        for value in bins[band::BANDS]:
             key = ((key ^ value) * _MIX) & _MASK
         keys.append(key - (1 << 64) if key >= 1 << 63 else key)
     return keys

@@ -1,12 +1,12 @@
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Collection, Iterator
 from datetime import datetime
 from typing import Any
 
 import orjson
 import sqlalchemy as sa
-from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from custos.models import Customer, Feedback, FeedbackBand
@@ -59,15 +59,6 @@ class FeedbackRepository:
         these content hashes (exact) or sharing one of these band keys (near), most recent
         first, and which of the keys each shares. Band keys are scoped to a customer;
         hashes are not (the caller checks the customer)."""
-        shared: dict[str, list[int]] = {}
-        band_list = list(bands)
-        for start in range(0, len(band_list), _IN_CHUNK):
-            stmt = sa.select(FeedbackBand.feedback_id, FeedbackBand.band).where(
-                FeedbackBand.tenant_id == self.tenant_id,
-                FeedbackBand.band.in_(band_list[start : start + _IN_CHUNK]),
-            )
-            for feedback_id, band in (await self.session.execute(stmt)).all():
-                shared.setdefault(feedback_id, []).append(band)
         columns = (
             Feedback.id,
             Feedback.customer_id,
@@ -77,17 +68,38 @@ class FeedbackRepository:
             Feedback.received_at,
         )
         in_window = (Feedback.tenant_id == self.tenant_id, Feedback.received_at >= since)
+        # Two steps, each on one table's index: a join over a long key list would depend
+        # on statistics a freshly written table does not have yet.
+        shared: dict[str, list[int]] = {}
+        by_band = sa.select(FeedbackBand.feedback_id, FeedbackBand.band).where(
+            FeedbackBand.tenant_id == self.tenant_id
+        )
+        for values in self._lists(FeedbackBand.band, list(bands), sa.BigInteger):
+            for feedback_id, band in (await self.session.execute(by_band.where(values))).all():
+                shared.setdefault(feedback_id, []).append(band)
         found: dict[str, sa.Row[Any]] = {}
-        for column, values in ((Feedback.content_hash, list(hashes)), (Feedback.id, list(shared))):
-            for start in range(0, len(values), _IN_CHUNK):
-                rows = await self.session.execute(
-                    sa.select(*columns).where(
-                        *in_window, column.in_(values[start : start + _IN_CHUNK])
-                    )
-                )
-                found.update((row.id, row) for row in rows.all())
+        for column, keys, kind in (
+            (Feedback.id, list(shared), sa.String),
+            (Feedback.content_hash, list(hashes), sa.String),
+        ):
+            for values in self._lists(column, keys, kind):
+                stmt = sa.select(*columns).where(*in_window, values)
+                found.update((row.id, row) for row in (await self.session.execute(stmt)).all())
         ordered = sorted(found.values(), key=lambda row: row.received_at, reverse=True)
         return ordered, shared
+
+    def _lists(self, column: Any, values: list[Any], kind: Any) -> Iterator[sa.ColumnElement[bool]]:
+        """`column` among `values`: one array parameter on PostgreSQL (a long IN list costs
+        more to build than to run), IN lists of bounded length elsewhere."""
+        if not values:
+            return
+        if self.session.get_bind().dialect.name == "postgresql":
+            yield column == sa.any_(
+                sa.cast(sa.bindparam(None, values, type_=ARRAY(kind)), ARRAY(kind))
+            )
+            return
+        for start in range(0, len(values), _IN_CHUNK):
+            yield column.in_(values[start : start + _IN_CHUNK])
 
     async def add_bands(self, rows: list[tuple[str, list[int]]]) -> None:
         """Index written items: (feedback id, its band keys)."""
