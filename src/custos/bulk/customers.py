@@ -31,6 +31,7 @@ from custos.customer.phones import PhonePolicy, to_e164
 from custos.customer.schemas import CustomerCreate, CustomerPatch, check_metadata
 from custos.customer.service import EDITABLE, api_names, merge_patch, search_text
 from custos.event import service as event_log
+from custos.kit.gcpause import gc_paused
 from custos.kit.ids import new_ids
 from custos.kit.time import utcnow
 from custos.models import Customer
@@ -259,10 +260,11 @@ class CustomerImporter:
                         )
                     except ValidationError as exc:
                         result.errors.append(_at(p.row, _first_error(exc)))
-        rows = [
-            self.new_row(body, cid, now)
-            for (_, body), cid in zip(creates, new_ids("cus", len(creates)), strict=True)
-        ]
+        with gc_paused():
+            rows = [
+                self.new_row(body, cid, now)
+                for (_, body), cid in zip(creates, new_ids("cus", len(creates)), strict=True)
+            ]
         if dry_run:
             result.created = len(rows)
             result.updated = len(updates)
@@ -270,16 +272,17 @@ class CustomerImporter:
             return result
         if rows:
             inserted = await self._insert(session, rows)
-            event_log.emit_many(
-                session,
-                self.actor,
-                events.CUSTOMER_CREATED,
-                [
-                    ({"customer": api_payload(row)}, "customer", row["id"])
-                    for row in rows
-                    if row["id"] in inserted
-                ],
-            )
+            with gc_paused():
+                event_log.emit_many(
+                    session,
+                    self.actor,
+                    events.CUSTOMER_CREATED,
+                    [
+                        ({"customer": api_payload(row)}, "customer", row["id"])
+                        for row in rows
+                        if row["id"] in inserted
+                    ],
+                )
             result.created += len(inserted)
             lost = [
                 (p, row)

@@ -48,6 +48,7 @@ from custos.feedback import service as feedback_service
 from custos.feedback.repository import FeedbackRepository
 from custos.feedback.schemas import FeedbackCreate
 from custos.kit.context import RequestContext, request_context
+from custos.kit.gcpause import gc_paused
 from custos.kit.time import utcnow
 from custos.models import BulkOperation, BulkOperationError, Customer, Feedback, Tenant
 from custos.runtime import Runtime
@@ -385,7 +386,8 @@ async def _commit_chunk(
     chunk: list[formats.Row],
     checkpoint: int,
 ) -> int:
-    prepared, errors, blank = split_rows(processor, chunk)
+    with gc_paused():
+        prepared, errors, blank = split_rows(processor, chunk)
     last = chunk[-1][0]
     created = updated = skipped = 0
     async with runtime.db.transaction(tenant_id=op.tenant_id) as session:
@@ -467,7 +469,8 @@ async def preview(
     valid = skipped = 0
     sample: list[dict[str, Any]] = []
     for chunk in _chunks(rows, settings.bulk_chunk_rows):
-        prepared, chunk_errors, blank = split_rows(processor, chunk)
+        with gc_paused():
+            prepared, chunk_errors, blank = split_rows(processor, chunk)
         errors.extend(chunk_errors)
         skipped += blank
         if isinstance(processor, CustomerImporter):

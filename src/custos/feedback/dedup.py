@@ -47,10 +47,17 @@ def _hash64(shingle: str) -> int:
 def _hashes(normalised: str) -> set[int]:
     text = normalised[:MAX_SKETCHED_CHARS]
     if len(text) <= SHINGLE:
-        shingles = {text} if text else set()
-    else:
-        shingles = {text[i : i + SHINGLE] for i in range(len(text) - SHINGLE + 1)}
-    return {_hash64(s) for s in shingles}
+        return {_hash64(text)} if text else set()
+    # ASCII text: slicing its bytes gives each shingle's encoding without encoding each.
+    data: str | bytes = text.encode() if text.isascii() else text
+    shingles = {data[i : i + SHINGLE] for i in range(len(data) - SHINGLE + 1)}
+    blake2b, from_bytes = hashlib.blake2b, int.from_bytes
+    return {
+        from_bytes(
+            blake2b(s if isinstance(s, bytes) else s.encode(), digest_size=8).digest(), "big"
+        )
+        for s in shingles
+    }
 
 
 def sketch(normalised: str) -> tuple[int, ...]:

@@ -37,6 +37,7 @@ from custos.feedback.schemas import (
 )
 from custos.kit.etag import check_if_match
 from custos.kit.etag import etag as etag  # the endpoints set the header
+from custos.kit.gcpause import gc_paused
 from custos.kit.ids import new_ids
 from custos.kit.time import as_utc, utcnow
 from custos.models import Feedback
@@ -221,75 +222,82 @@ async def ingest(
             )
         else:
             accepted.append((position, body))
-    prints = [fingerprint(body.content, body.customer_id) for _, body in accepted]
+    with gc_paused():
+        prints = [fingerprint(body.content, body.customer_id) for _, body in accepted]
     if index is None:
         index = await duplicate_index(repo, settings, actor, [b for _, b in accepted], prints, now)
-    rows: list[dict[str, Any]] = []
-    bands: list[tuple[str, list[int]]] = []
-    complaints: dict[str, int] = {}
-    duplicates = 0
-    for (_, body), feedback_id, printed in zip(
-        accepted, new_ids("fb", len(accepted)), prints, strict=True
-    ):
-        content = ingest_free_text(actor, body.content)
-        subject = ingest_free_text(actor, body.subject) if body.subject else body.subject
-        received_at = as_utc(body.received_at) if body.received_at else now
-        match = index.match(
-            body.customer_id, printed.content_hash, printed.sketch, printed.bands, received_at
-        )
-        score, label = sentiment.score(content)
-        original_id, kind, similarity = match if match else (None, None, None)
-        duplicates += match is not None
-        rows.append(
-            {
-                "id": feedback_id,
-                "tenant_id": actor.tenant_id,
-                "customer_id": body.customer_id,
-                "feedback_type": body.feedback_type.value,
-                "subject": subject,
-                "content": content,
-                "source": body.source.value,
-                "rating": body.rating,
-                "status": body.status.value,
-                "tags": body.tags,
-                "metadata": body.metadata,
-                "received_at": received_at,
-                "sentiment_score": round(score, 4),
-                "sentiment_label": label,
-                "content_hash": printed.content_hash,
-                "sketch": dedup.encode(printed.sketch),
-                "duplicate_of_id": original_id,
-                "duplicate_kind": kind,
-                "similarity": similarity,
-                "version": 1,
-                "created_at": now,
-                "updated_at": now,
-            }
-        )
-        bands.append((feedback_id, printed.bands))
-        index.add(
-            Candidate(
-                feedback_id,
-                body.customer_id,
-                printed.content_hash,
-                printed.sketch,
-                original_id or feedback_id,
-                received_at,
-            ),
-            printed.bands,
-        )
-        # A re-submission of the same complaint counts once; a new wording counts again.
-        if body.feedback_type == FeedbackType.complaint and body.customer_id and kind != "exact":
-            complaints[body.customer_id] = complaints.get(body.customer_id, 0) + 1
+    with gc_paused():  # thousands of rows built at once (kit/gcpause.py)
+        rows: list[dict[str, Any]] = []
+        bands: list[tuple[str, list[int]]] = []
+        complaints: dict[str, int] = {}
+        duplicates = 0
+        for (_, body), feedback_id, printed in zip(
+            accepted, new_ids("fb", len(accepted)), prints, strict=True
+        ):
+            content = ingest_free_text(actor, body.content)
+            subject = ingest_free_text(actor, body.subject) if body.subject else body.subject
+            received_at = as_utc(body.received_at) if body.received_at else now
+            match = index.match(
+                body.customer_id, printed.content_hash, printed.sketch, printed.bands, received_at
+            )
+            score, label = sentiment.score(content)
+            original_id, kind, similarity = match if match else (None, None, None)
+            duplicates += match is not None
+            rows.append(
+                {
+                    "id": feedback_id,
+                    "tenant_id": actor.tenant_id,
+                    "customer_id": body.customer_id,
+                    "feedback_type": body.feedback_type.value,
+                    "subject": subject,
+                    "content": content,
+                    "source": body.source.value,
+                    "rating": body.rating,
+                    "status": body.status.value,
+                    "tags": body.tags,
+                    "metadata": body.metadata,
+                    "received_at": received_at,
+                    "sentiment_score": round(score, 4),
+                    "sentiment_label": label,
+                    "content_hash": printed.content_hash,
+                    "sketch": dedup.encode(printed.sketch),
+                    "duplicate_of_id": original_id,
+                    "duplicate_kind": kind,
+                    "similarity": similarity,
+                    "version": 1,
+                    "created_at": now,
+                    "updated_at": now,
+                }
+            )
+            bands.append((feedback_id, printed.bands))
+            index.add(
+                Candidate(
+                    feedback_id,
+                    body.customer_id,
+                    printed.content_hash,
+                    printed.sketch,
+                    original_id or feedback_id,
+                    received_at,
+                ),
+                printed.bands,
+            )
+            # A re-submission of the same complaint counts once; a new wording counts again.
+            if (
+                body.feedback_type == FeedbackType.complaint
+                and body.customer_id
+                and kind != "exact"
+            ):
+                complaints[body.customer_id] = complaints.get(body.customer_id, 0) + 1
     if rows:
         await session.execute(sa.insert(_FEEDBACK), rows)
         await repo.add_bands(bands)
-        event_log.emit_many(
-            session,
-            actor,
-            events.FEEDBACK_CREATED,
-            [({"feedback": to_api(row)}, "feedback", row["id"]) for row in rows],
-        )
+        with gc_paused():
+            event_log.emit_many(
+                session,
+                actor,
+                events.FEEDBACK_CREATED,
+                [({"feedback": to_api(row)}, "feedback", row["id"]) for row in rows],
+            )
         await statistics.add_complaints(session, actor, complaints)
     return Ingested(rows=rows, errors=errors, duplicates=duplicates)
 
