@@ -386,55 +386,57 @@ async def _commit_chunk(
     chunk: list[formats.Row],
     checkpoint: int,
 ) -> int:
+    # One pause for the whole chunk: a collection after it, not one per step.
     with gc_paused():
         prepared, errors, blank = split_rows(processor, chunk)
-    last = chunk[-1][0]
-    created = updated = skipped = 0
-    async with runtime.db.transaction(tenant_id=op.tenant_id) as session:
-        if isinstance(processor, CustomerImporter):
-            result = await processor.write(session, prepared)
-            created, updated, skipped = result.created, result.updated, result.skipped
-            errors.extend(result.errors)
-        else:
-            done, more = await processor.write(session, prepared)
-            created = len(done.rows)
-            errors.extend(more)
-        if errors:
-            await session.execute(
-                sa.insert(_ERRORS),
-                [
-                    {
-                        "tenant_id": op.tenant_id,
-                        "operation_id": op.id,
-                        "row": e.row,
-                        "field": e.field[:100] if e.field else None,
-                        "reason": e.reason[:300],
-                    }
-                    for e in sorted(errors, key=lambda e: e.row)
-                ],
+        last = chunk[-1][0]
+        created = updated = skipped = 0
+        async with runtime.db.transaction(tenant_id=op.tenant_id) as session:
+            if isinstance(processor, CustomerImporter):
+                result = await processor.write(session, prepared)
+                created, updated, skipped = result.created, result.updated, result.skipped
+                errors.extend(result.errors)
+            else:
+                done, more = await processor.write(session, prepared)
+                created = len(done.rows)
+                errors.extend(more)
+            if errors:
+                await session.execute(
+                    sa.insert(_ERRORS),
+                    [
+                        {
+                            "tenant_id": op.tenant_id,
+                            "operation_id": op.id,
+                            "row": e.row,
+                            "field": e.field[:100] if e.field else None,
+                            "reason": e.reason[:300],
+                        }
+                        for e in sorted(errors, key=lambda e: e.row)
+                    ],
+                )
+            moved = await session.execute(
+                sa.update(BulkOperation)
+                .where(
+                    BulkOperation.id == op.id,
+                    BulkOperation.lease_owner == WORKER_ID,
+                    BulkOperation.status == "running",
+                    BulkOperation.checkpoint == checkpoint,
+                )
+                .values(
+                    checkpoint=last,
+                    rows_processed=BulkOperation.rows_processed + len(chunk),
+                    created=BulkOperation.created + created,
+                    updated=BulkOperation.updated + updated,
+                    skipped=BulkOperation.skipped + skipped + blank,
+                    failed=BulkOperation.failed + len({e.row for e in errors}),
+                    lease_expires_at=utcnow()
+                    + timedelta(seconds=runtime.settings.bulk_lease_seconds),
+                    updated_at=utcnow(),
+                )
+                .execution_options(synchronize_session=False)
             )
-        moved = await session.execute(
-            sa.update(BulkOperation)
-            .where(
-                BulkOperation.id == op.id,
-                BulkOperation.lease_owner == WORKER_ID,
-                BulkOperation.status == "running",
-                BulkOperation.checkpoint == checkpoint,
-            )
-            .values(
-                checkpoint=last,
-                rows_processed=BulkOperation.rows_processed + len(chunk),
-                created=BulkOperation.created + created,
-                updated=BulkOperation.updated + updated,
-                skipped=BulkOperation.skipped + skipped + blank,
-                failed=BulkOperation.failed + len({e.row for e in errors}),
-                lease_expires_at=utcnow() + timedelta(seconds=runtime.settings.bulk_lease_seconds),
-                updated_at=utcnow(),
-            )
-            .execution_options(synchronize_session=False)
-        )
-        if moved.rowcount != 1:  # type: ignore[attr-defined]
-            raise LeaseLost  # rolls the whole chunk back
+            if moved.rowcount != 1:  # type: ignore[attr-defined]
+                raise LeaseLost  # rolls the whole chunk back
     return last
 
 

@@ -62,7 +62,7 @@ def _hashes(normalised: str) -> set[int]:
 
 def sketch(normalised: str) -> tuple[int, ...]:
     """The K smallest shingle hashes, ascending (fewer when the text has fewer shingles)."""
-    return tuple(heapq.nsmallest(K, _hashes(normalised)))
+    return fingerprint(normalised)[0]
 
 
 BANDS = 16
@@ -74,14 +74,15 @@ _MASK = (1 << 64) - 1
 _MIX = 0x9E3779B97F4A7C15  # an odd 64-bit constant (the golden ratio's bits)
 
 
-def _bins(hashes: set[int]) -> list[int]:
-    """The smallest hash per bin (bin = hash mod the bin count); an empty bin borrows the
-    next full bin's value, mixed with the distance (densification: short texts leave bins
-    empty, and empty-equals-empty would make all short texts look alike)."""
-    if not hashes:
+def _bins(ordered: list[int]) -> list[int]:
+    """The smallest hash per bin (bin = hash mod the bin count) of the ascending hashes; an
+    empty bin borrows the next full bin's value, mixed with the distance (densification:
+    short texts leave bins empty, and empty-equals-empty would make all short texts look
+    alike)."""
+    if not ordered:
         return []
     # Written largest first, so each bin keeps its smallest.
-    full = {h % _BINS: h for h in sorted(hashes, reverse=True)}
+    full = {h % _BINS: h for h in reversed(ordered)}
     if len(full) == _BINS:
         return [full[i] for i in range(_BINS)]
     bins = []
@@ -97,9 +98,9 @@ def _bins(hashes: set[int]) -> list[int]:
 
 
 def fingerprint(normalised: str) -> tuple[tuple[int, ...], list[int]]:
-    """(sketch, bins) of the text, from one pass over its shingles."""
-    hashes = _hashes(normalised)
-    return tuple(heapq.nsmallest(K, hashes)), _bins(hashes)
+    """(sketch, bins) of the text, from one pass over its shingles and one sort."""
+    ordered = sorted(_hashes(normalised))
+    return tuple(ordered[:K]), _bins(ordered)
 
 
 def band_keys(bins: list[int], customer_id: str | None) -> list[int]:

@@ -3,8 +3,9 @@
 Building thousands of rows at once (a bulk import's chunk, a feedback batch) allocates
 enough to trigger the collector many times, and each full collection walks every live
 object of the process: measured, half the time of validating an import row. The rows
-hold no reference cycles worth collecting there and then. Only around synchronous code:
-no other task runs while the collector is off, and it runs as usual right after.
+hold no reference cycles worth collecting there and then. Paused for at most one chunk's
+work (well under a second; reference counting still frees everything acyclic), then it
+runs as usual.
 """
 
 from __future__ import annotations
