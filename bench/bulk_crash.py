@@ -66,31 +66,22 @@ async def scenario(settings: Settings, rows: int, kills: int, workdir: Path) -> 
         path = workdir / "customers.csv"
         write_csv(customer_rows(rows), path)
         inspection, total = service.inspect_upload(settings, path, FileFormat.csv)
-        from custos.bulk import tasks
-        from custos.worker.app import create_job_app
-
-        jobs = create_job_app(settings)
-        async with jobs.open_async():
-
-            async def defer(operation_id: str) -> None:
-                await tasks.defer(jobs, operation_id)
-
-            async with runtime.db.transaction(tenant_id=actor.tenant_id) as session:
-                op = await service.start_import(
-                    session,
-                    actor,
-                    storage_for(settings),
-                    defer,
-                    path=path,
-                    file_name=path.name,
-                    inspection=inspection,
-                    total_rows=total,
-                    resource=Resource.customers,
-                    mode=ImportMode.create,
-                    match_on=MatchOn.auto,
-                    column_mapping=resolve(Resource.customers, inspection.headers, None),
-                    defaults={},
-                )
+        # The job is queued in the operation's own transaction.
+        async with runtime.db.transaction(tenant_id=actor.tenant_id) as session:
+            op = await service.start_import(
+                session,
+                actor,
+                storage_for(settings),
+                path=path,
+                file_name=path.name,
+                inspection=inspection,
+                total_rows=total,
+                resource=Resource.customers,
+                mode=ImportMode.create,
+                match_on=MatchOn.auto,
+                column_mapping=resolve(Resource.customers, inspection.headers, None),
+                defaults={},
+            )
         started = time.monotonic()
         workers = [worker(settings), worker(settings)]
         killed_at: list[int] = []

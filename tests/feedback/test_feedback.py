@@ -175,6 +175,10 @@ class TestDuplicates:
         negatives += [(base[i], "Love the new app, the dashboard is great!") for i in range(10)]
         threshold = Settings().feedback_near_duplicate_threshold
 
+        def same_hash(a: str, b: str) -> bool:
+            na, nb = dedup.normalise(a), dedup.normalise(b)
+            return dedup.content_hash(na) == dedup.content_hash(nb)
+
         def same(a: str, b: str) -> bool:
             na, nb = dedup.normalise(a), dedup.normalise(b)
             if dedup.content_hash(na) == dedup.content_hash(nb):
@@ -188,6 +192,17 @@ class TestDuplicates:
         print(f"duplicate detection: precision {precision:.3f}, recall {recall:.3f}")
         assert precision >= 0.95
         assert recall >= 0.9
+
+        def keys(text: str, customer: str | None) -> set[int]:
+            _, bins = dedup.fingerprint(dedup.normalise(text))
+            return set(dedup.band_keys(bins, customer))
+
+        # The band index finds every near-copy as a candidate, for the same customer only.
+        near = [(a, b) for a, b in positives if not same_hash(a, b)]
+        assert near
+        assert all(keys(a, "cus_1") & keys(b, "cus_1") for a, b in near)
+        assert not any(keys(a, "cus_1") & keys(b, "cus_2") for a, b in near)
+        assert not any(keys(a, "cus_1") & keys(a, None) for a, _ in near)
 
 
 class TestSentiment:

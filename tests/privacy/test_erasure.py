@@ -18,8 +18,10 @@ import sqlalchemy as sa
 
 from custos.app import create_app
 from custos.config import Settings
+from custos.feedback import dedup
+from custos.feedback.service import fingerprint
 from custos.kit.time import utcnow
-from custos.models import Customer, Event, PrivacyRequest
+from custos.models import Customer, Event, Feedback, FeedbackBand, PrivacyRequest
 from custos.privacy import erasure
 from custos.privacy.holders import registered
 from custos.runtime import Runtime
@@ -408,6 +410,21 @@ class TestEveryStore:
             "Thanks to [erased]",
             "[erased] sent me here.",
         )
+        # Its hash, sketch and band keys were made again from the scrubbed text.
+        printed = fingerprint(praise["content"], seeded.other_customer_id)
+        async with runtime.db.transaction(tenant_id=tenant.id, write=False) as session:
+            stored = await session.get(Feedback, praise["id"])
+            bands = set(
+                await session.scalars(
+                    sa.select(FeedbackBand.band).where(FeedbackBand.feedback_id == praise["id"])
+                )
+            )
+        assert stored is not None
+        assert (stored.content_hash, stored.sketch) == (
+            printed.content_hash,
+            dedup.encode(printed.sketch),
+        )
+        assert bands == set(printed.bands)
         others = await client.get("/api/v1/customers", params={"q": "Someone Else"}, headers=admin)
         assert [c["email"] for c in others.json()["items"]] == ["someone.else@example.com"]
 

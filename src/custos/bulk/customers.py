@@ -32,6 +32,7 @@ from custos.customer.schemas import CustomerCreate, CustomerPatch, check_metadat
 from custos.customer.service import EDITABLE, api_names, merge_patch, search_text
 from custos.db import customers_changed
 from custos.event import service as event_log
+from custos.kit.gcpause import gc_paused
 from custos.kit.ids import new_ids
 from custos.kit.time import utcnow
 from custos.models import Customer
@@ -252,10 +253,11 @@ class CustomerImporter:
                         creates.append((p, CustomerCreate.model_validate(body)))
                     except ValidationError as exc:
                         result.errors.append(_at(p.row, _first_error(exc)))
-        rows = [
-            self.new_row(body, cid, now)
-            for (_, body), cid in zip(creates, new_ids("cus", len(creates)), strict=True)
-        ]
+        with gc_paused():
+            rows = [
+                self.new_row(body, cid, now)
+                for (_, body), cid in zip(creates, new_ids("cus", len(creates)), strict=True)
+            ]
         if dry_run:
             result.created = len(rows)
             result.updated = len(updates)
@@ -263,17 +265,18 @@ class CustomerImporter:
             return result
         if rows:
             inserted = await self._insert(session, rows)
-            for row in rows:
-                if row["id"] in inserted:
-                    event_log.emit(
-                        session,
-                        self.actor,
-                        events.CUSTOMER_CREATED,
-                        {"customer": api_payload(row)},
-                        subject_type="customer",
-                        subject_id=row["id"],
-                    )
-                    result.created += 1
+            with gc_paused():
+                event_log.emit_many(
+                    session,
+                    self.actor,
+                    events.CUSTOMER_CREATED,
+                    [
+                        ({"customer": api_payload(row)}, "customer", row["id"])
+                        for row in rows
+                        if row["id"] in inserted
+                    ],
+                )
+            result.created += len(inserted)
             lost = [
                 (p, row)
                 for (p, _), row in zip(creates, rows, strict=True)
@@ -308,9 +311,8 @@ class CustomerImporter:
     async def _insert(self, session: AsyncSession, rows: list[dict[str, Any]]) -> set[str]:
         """Insert, skipping rows a unique index refuses; returns the ids written."""
         if session.get_bind().dialect.name == "postgresql":
-            await _copy_insert(session, rows)
-        else:
-            await session.execute(sa.insert(_CUSTOMERS).prefix_with("OR IGNORE"), rows)
+            return await _copy_insert(session, rows)
+        await session.execute(sa.insert(_CUSTOMERS).prefix_with("OR IGNORE"), rows)
         ids = [r["id"] for r in rows]
         written: set[str] = set()
         for start in range(0, len(ids), _IN_CHUNK):
@@ -507,9 +509,9 @@ def _as_row(customer: Customer) -> dict[str, Any]:
 _JSON_COLUMNS = {"address", "tags", "metadata"}
 
 
-async def _copy_insert(session: AsyncSession, rows: list[dict[str, Any]]) -> None:
+async def _copy_insert(session: AsyncSession, rows: list[dict[str, Any]]) -> set[str]:
     """COPY into a temporary table (row-level security forbids COPY into `customers`), then
-    one INSERT ... SELECT that skips what a unique index refuses."""
+    one INSERT ... SELECT that skips what a unique index refuses; returns the ids written."""
     conn = await session.connection()
     raw = await conn.get_raw_connection()
     driver: Any = raw.driver_connection
@@ -531,5 +533,6 @@ async def _copy_insert(session: AsyncSession, rows: list[dict[str, Any]]) -> Non
                 )
         await cur.execute(
             f"INSERT INTO customers ({columns}) SELECT {columns} FROM {_STAGE}"
-            " ON CONFLICT DO NOTHING"
+            " ON CONFLICT DO NOTHING RETURNING id"
         )
+        return {row[0] for row in await cur.fetchall()}

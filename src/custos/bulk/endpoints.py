@@ -5,11 +5,11 @@ import io
 from collections.abc import AsyncIterator
 from typing import Annotated
 
-from fastapi import APIRouter, Form, Query, Request, Response, UploadFile
+from fastapi import APIRouter, Form, Query, Response, UploadFile
 from fastapi.responses import StreamingResponse
 
 from custos.auth.dependencies import BulkRead, BulkWrite, RuntimeDep, TenantSession
-from custos.bulk import mapping, runner, service, tasks
+from custos.bulk import mapping, runner, service
 from custos.bulk.formats import safe_file_name
 from custos.bulk.schemas import (
     BulkOperation,
@@ -30,15 +30,6 @@ from custos.models import BulkOperation as BulkOperationModel
 router = APIRouter(route_class=CustosRoute, prefix="/bulk", tags=["bulk"])
 
 
-def _defer(request: Request) -> service.Defer:
-    jobs = request.app.state.job_app
-
-    async def defer(operation_id: str) -> None:
-        await tasks.defer(jobs, operation_id)
-
-    return defer
-
-
 @router.post(
     "/import",
     response_model=BulkOperation | ImportPreview,
@@ -53,7 +44,6 @@ def _defer(request: Request) -> service.Defer:
     responses={200: {"model": ImportPreview, "description": "The dry run's preview"}},
 )
 async def start_import(
-    request: Request,
     response: Response,
     file: UploadFile,
     auth: BulkWrite,
@@ -96,7 +86,6 @@ async def start_import(
             session,
             auth,
             storage_for(settings),
-            _defer(request),
             path=path,
             file_name=safe_file_name(file.filename),
             inspection=inspection,
@@ -118,13 +107,12 @@ async def start_import(
     summary="Export customers or feedback to a file, as a background job",
 )
 async def start_export(
-    request: Request,
     body: ExportRequest,
     auth: BulkWrite,
     session: TenantSession,
     response: Response,
 ) -> BulkOperation:
-    op = await service.start_export(session, auth, _defer(request), body)
+    op = await service.start_export(session, auth, body)
     response.headers["Location"] = f"/api/v1/bulk/operations/{op.id}"
     return service.to_api(op)
 

@@ -82,15 +82,44 @@ def _metadata(value: Any) -> dict[str, Any]:
     return parsed
 
 
+_PLAIN, _TEXT, _ADDRESS, _EXTRA, _TAGS, _METADATA = range(6)
+_KINDS: dict[str, int] = {}
+
+
+def _kind(field: str) -> int:
+    kind = _KINDS.get(field)
+    if kind is None:
+        if field.startswith("address."):
+            kind = _ADDRESS
+        elif field.startswith("metadata."):
+            kind = _EXTRA
+        elif field == "tags":
+            kind = _TAGS
+        elif field == "metadata":
+            kind = _METADATA
+        else:
+            kind = _TEXT if field in TEXT_FIELDS else _PLAIN
+        _KINDS[field] = kind
+    return kind
+
+
 def shape(
     values: Mapping[str, Any], mapping: Mapping[str, str], defaults: Mapping[str, Any]
 ) -> dict[str, Any]:
     """Column values -> the API's input for one item (absent and empty cells left out)."""
     fields: dict[str, Any] = {}
     for column, field in mapping.items():
-        value = clean(values.get(column))
-        if value is not None:
-            fields[field] = value
+        value = values.get(column)
+        if type(value) is str:  # CSV cells: clean() without its type checks
+            value = value.strip()
+            if value[:1] == "'":
+                value = restore(value)
+            if value:
+                fields[field] = value
+        elif value is not None:
+            value = clean(value)
+            if value is not None:
+                fields[field] = value
     for field, value in defaults.items():
         if fields.get(field) is None and value not in (None, ""):
             fields[field] = value
@@ -98,18 +127,19 @@ def shape(
     address: dict[str, Any] = {}
     extra: dict[str, Any] = {}
     for field, value in fields.items():
-        if field in TEXT_FIELDS and not isinstance(value, str):
-            value = str(value)
-        if field.startswith("address."):
-            address[field[8:]] = value if isinstance(value, str) else str(value)
-        elif field.startswith("metadata."):
-            extra[field[9:]] = value
-        elif field == "tags":
-            item["tags"] = split_tags(value)
-        elif field == "metadata":
-            item["metadata"] = _metadata(value)
-        else:
+        kind = _kind(field)
+        if kind == _TEXT:
+            item[field] = value if isinstance(value, str) else str(value)
+        elif kind == _PLAIN:
             item[field] = value
+        elif kind == _ADDRESS:
+            address[field[8:]] = value if isinstance(value, str) else str(value)
+        elif kind == _EXTRA:
+            extra[field[9:]] = value
+        elif kind == _TAGS:
+            item["tags"] = split_tags(value)
+        else:
+            item["metadata"] = _metadata(value)
     if address:
         item["address"] = address
     if extra:

@@ -38,7 +38,7 @@ from custos.bulk.schemas import (
     OperationStatus,
     Resource,
 )
-from custos.bulk.service import completed_event
+from custos.bulk.service import completed_event, queue_run
 from custos.bulk.storage import storage_for
 from custos.customer.phones import PhonePolicy
 from custos.customer.repository import CustomerRepository
@@ -48,6 +48,7 @@ from custos.feedback import service as feedback_service
 from custos.feedback.repository import FeedbackRepository
 from custos.feedback.schemas import FeedbackCreate
 from custos.kit.context import RequestContext, request_context
+from custos.kit.gcpause import gc_paused
 from custos.kit.time import utcnow
 from custos.models import BulkOperation, BulkOperationError, Customer, Feedback, Tenant
 from custos.runtime import Runtime
@@ -385,54 +386,57 @@ async def _commit_chunk(
     chunk: list[formats.Row],
     checkpoint: int,
 ) -> int:
-    prepared, errors, blank = split_rows(processor, chunk)
-    last = chunk[-1][0]
-    created = updated = skipped = 0
-    async with runtime.db.transaction(tenant_id=op.tenant_id) as session:
-        if isinstance(processor, CustomerImporter):
-            result = await processor.write(session, prepared)
-            created, updated, skipped = result.created, result.updated, result.skipped
-            errors.extend(result.errors)
-        else:
-            done, more = await processor.write(session, prepared)
-            created = len(done.rows)
-            errors.extend(more)
-        if errors:
-            await session.execute(
-                sa.insert(_ERRORS),
-                [
-                    {
-                        "tenant_id": op.tenant_id,
-                        "operation_id": op.id,
-                        "row": e.row,
-                        "field": e.field[:100] if e.field else None,
-                        "reason": e.reason[:300],
-                    }
-                    for e in sorted(errors, key=lambda e: e.row)
-                ],
+    # One pause for the whole chunk: a collection after it, not one per step.
+    with gc_paused():
+        prepared, errors, blank = split_rows(processor, chunk)
+        last = chunk[-1][0]
+        created = updated = skipped = 0
+        async with runtime.db.transaction(tenant_id=op.tenant_id) as session:
+            if isinstance(processor, CustomerImporter):
+                result = await processor.write(session, prepared)
+                created, updated, skipped = result.created, result.updated, result.skipped
+                errors.extend(result.errors)
+            else:
+                done, more = await processor.write(session, prepared)
+                created = len(done.rows)
+                errors.extend(more)
+            if errors:
+                await session.execute(
+                    sa.insert(_ERRORS),
+                    [
+                        {
+                            "tenant_id": op.tenant_id,
+                            "operation_id": op.id,
+                            "row": e.row,
+                            "field": e.field[:100] if e.field else None,
+                            "reason": e.reason[:300],
+                        }
+                        for e in sorted(errors, key=lambda e: e.row)
+                    ],
+                )
+            moved = await session.execute(
+                sa.update(BulkOperation)
+                .where(
+                    BulkOperation.id == op.id,
+                    BulkOperation.lease_owner == WORKER_ID,
+                    BulkOperation.status == "running",
+                    BulkOperation.checkpoint == checkpoint,
+                )
+                .values(
+                    checkpoint=last,
+                    rows_processed=BulkOperation.rows_processed + len(chunk),
+                    created=BulkOperation.created + created,
+                    updated=BulkOperation.updated + updated,
+                    skipped=BulkOperation.skipped + skipped + blank,
+                    failed=BulkOperation.failed + len({e.row for e in errors}),
+                    lease_expires_at=utcnow()
+                    + timedelta(seconds=runtime.settings.bulk_lease_seconds),
+                    updated_at=utcnow(),
+                )
+                .execution_options(synchronize_session=False)
             )
-        moved = await session.execute(
-            sa.update(BulkOperation)
-            .where(
-                BulkOperation.id == op.id,
-                BulkOperation.lease_owner == WORKER_ID,
-                BulkOperation.status == "running",
-                BulkOperation.checkpoint == checkpoint,
-            )
-            .values(
-                checkpoint=last,
-                rows_processed=BulkOperation.rows_processed + len(chunk),
-                created=BulkOperation.created + created,
-                updated=BulkOperation.updated + updated,
-                skipped=BulkOperation.skipped + skipped + blank,
-                failed=BulkOperation.failed + len({e.row for e in errors}),
-                lease_expires_at=utcnow() + timedelta(seconds=runtime.settings.bulk_lease_seconds),
-                updated_at=utcnow(),
-            )
-            .execution_options(synchronize_session=False)
-        )
-        if moved.rowcount != 1:  # type: ignore[attr-defined]
-            raise LeaseLost  # rolls the whole chunk back
+            if moved.rowcount != 1:  # type: ignore[attr-defined]
+                raise LeaseLost  # rolls the whole chunk back
     return last
 
 
@@ -467,7 +471,8 @@ async def preview(
     valid = skipped = 0
     sample: list[dict[str, Any]] = []
     for chunk in _chunks(rows, settings.bulk_chunk_rows):
-        prepared, chunk_errors, blank = split_rows(processor, chunk)
+        with gc_paused():
+            prepared, chunk_errors, blank = split_rows(processor, chunk)
         errors.extend(chunk_errors)
         skipped += blank
         if isinstance(processor, CustomerImporter):
@@ -622,11 +627,12 @@ async def _progress(db: Database, op: BulkOperation, exported: int) -> None:
             raise LeaseLost
 
 
-async def recover(runtime: Runtime, defer: Any) -> int:
+async def recover(runtime: Runtime) -> int:
     """Operations nobody is running: queued ones never taken, running ones whose worker
-    stopped renewing its lease. Each is deferred again; claiming it is idempotent."""
+    stopped renewing its lease. Each is queued again in one transaction; claiming it is
+    idempotent, and a job already waiting for it is not queued twice."""
     now = utcnow()
-    async with runtime.db.transaction(system=True, write=False) as session:
+    async with runtime.db.transaction(system=True) as session:
         ids = list(
             (
                 await session.execute(
@@ -645,8 +651,8 @@ async def recover(runtime: Runtime, defer: Any) -> int:
                 )
             ).scalars()
         )
-    for operation_id in ids:
-        await defer(operation_id)
+        for operation_id in ids:
+            queue_run(session, operation_id)
     return len(ids)
 
 

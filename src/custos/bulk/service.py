@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -28,15 +28,13 @@ from custos.bulk.schemas import (
 )
 from custos.bulk.storage import Storage
 from custos.config import Settings
-from custos.db import on_after_commit
 from custos.event import service as event_log
 from custos.exceptions import Conflict, InvalidInput, NotFound, PayloadTooLarge
 from custos.kit.context import request_context
 from custos.kit.ids import new_id
 from custos.kit.time import utcnow
 from custos.models import BulkOperation, BulkOperationError
-
-Defer = Callable[[str], Awaitable[None]]
+from custos.worker.defer import defer
 
 
 def to_api(op: BulkOperation) -> BulkOperationOut:
@@ -101,13 +99,10 @@ def _new_operation(actor: Principal, **values: Any) -> BulkOperation:
     )
 
 
-def _after_commit_defer(session: AsyncSession, defer: Defer, operation_id: str) -> None:
-    # After the commit: a worker must find the operation when it takes the job. A job lost
-    # between the commit and the deferral is found by the recovery sweep (tasks.py).
-    async def hook() -> None:
-        await defer(operation_id)
-
-    on_after_commit(session, hook)
+def queue_run(session: AsyncSession, operation_id: str) -> None:
+    """Queue the `bulk.run` job in the operation's own transaction: the job exists exactly
+    when the operation row does. The queueing lock keeps one waiting job per operation."""
+    defer(session, "bulk.run", queueing_lock=f"bulk:{operation_id}", operation_id=operation_id)
 
 
 def check_import_request(resource: Resource, mode: ImportMode, match_on: MatchOn) -> None:
@@ -149,7 +144,6 @@ async def start_import(
     session: AsyncSession,
     actor: Principal,
     storage: Storage,
-    defer: Defer,
     *,
     path: Path,
     file_name: str,
@@ -195,12 +189,12 @@ async def start_import(
             "total_rows": {"from": None, "to": total_rows},
         },
     )
-    _after_commit_defer(session, defer, op.id)
+    queue_run(session, op.id)
     return op
 
 
 async def start_export(
-    session: AsyncSession, actor: Principal, defer: Defer, body: ExportRequest
+    session: AsyncSession, actor: Principal, body: ExportRequest
 ) -> BulkOperation:
     fields = check_fields(body.resource, body.fields)
     from custos.bulk.runner import export_statement  # the filters are checked where applied
@@ -228,7 +222,7 @@ async def start_export(
             "format": {"from": None, "to": op.format},
         },
     )
-    _after_commit_defer(session, defer, op.id)
+    queue_run(session, op.id)
     return op
 
 

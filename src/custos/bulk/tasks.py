@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import procrastinate
 import structlog
-from procrastinate.exceptions import AlreadyEnqueued
 
 from custos.bulk import runner
 from custos.runtime import Runtime
@@ -18,22 +17,8 @@ from custos.worker.context import runtime_of
 log = structlog.get_logger(__name__)
 
 
-async def defer(jobs: procrastinate.App, operation_id: str) -> None:
-    try:
-        await jobs.configure_task("bulk.run", queueing_lock=f"bulk:{operation_id}").defer_async(
-            operation_id=operation_id
-        )
-    except AlreadyEnqueued:
-        pass  # a job for it is already waiting
-    except Exception as exc:  # the sweep will defer it again
-        log.warning("bulk_defer_failed", operation_id=operation_id, error=type(exc).__name__)
-
-
-async def recover(runtime: Runtime, jobs: procrastinate.App) -> int:
-    async def again(operation_id: str) -> None:
-        await defer(jobs, operation_id)
-
-    count = await runner.recover(runtime, again)
+async def recover(runtime: Runtime) -> int:
+    count = await runner.recover(runtime)
     if count:
         log.info("bulk_operations_redeferred", count=count)
     return count
@@ -50,4 +35,4 @@ def register(jobs: procrastinate.App) -> None:
         context: procrastinate.JobContext,
         timestamp: int,  # noqa: ARG001 (procrastinate passes the schedule time by this name)
     ) -> int:
-        return await recover(runtime_of(context), jobs)
+        return await recover(runtime_of(context))

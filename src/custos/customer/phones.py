@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 import phonenumbers
@@ -22,6 +23,9 @@ class PhonePolicy:
         return cls(region=region, strict=settings.get("phone_validation") == "strict")
 
 
+# Per distinct value: phonenumbers costs tens of microseconds a number, and a bulk import
+# asks for the same number twice (the strict check, then the row) or across rows.
+@lru_cache(maxsize=32_768)
 def to_e164(raw: str, region: str) -> str | None:
     """The E.164 form of a valid number, or None when it cannot be read as one."""
     try:

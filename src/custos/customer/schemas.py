@@ -6,8 +6,9 @@ from enum import StrEnum
 from typing import Any, Literal
 
 import orjson
-from pydantic import AwareDatetime, BaseModel, ConfigDict, EmailStr, Field, field_validator
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
 
+from custos.kit.email import Email
 from custos.kit.pagination import MAX_LIMIT
 from custos.kit.schemas import ErasedRecord, Schema
 
@@ -78,7 +79,7 @@ def _lower(value: str | None) -> str | None:
 
 class CustomerCreate(Schema):
     external_id: str | None = Field(None, min_length=1, max_length=128)
-    email: EmailStr | None = None
+    email: Email | None = None
     full_name: str = Field(min_length=1, max_length=200, examples=["Jane Doe"])
     phone: str | None = Field(None, min_length=1, max_length=40, examples=["+1234567890"])
     company: str | None = Field(None, max_length=200)
@@ -98,7 +99,7 @@ class CustomerPatch(Schema):
     and `metadata` is merged key by key (a null value removes that key)."""
 
     external_id: str | None = Field(None, min_length=1, max_length=128)
-    email: EmailStr | None = None
+    email: Email | None = None
     full_name: str | None = Field(None, min_length=1, max_length=200)
     phone: str | None = Field(None, min_length=1, max_length=40)
     company: str | None = Field(None, max_length=200)

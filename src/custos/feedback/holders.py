@@ -8,7 +8,9 @@ from typing import Any
 import sqlalchemy as sa
 
 from custos.feedback import dedup
-from custos.models import Feedback
+from custos.feedback.repository import FeedbackRepository
+from custos.feedback.service import fingerprint
+from custos.models import Feedback, FeedbackBand
 from custos.privacy.holders import ERASED, Context, Erased, Holder, Mode, register
 from custos.privacy.holders.base import jsonable
 from custos.privacy.holders.builtin import mentions_any
@@ -19,15 +21,17 @@ EXPORTED = [
 ]  # fmt: skip
 
 
-def _rewrite(item: Feedback, content: str, subject: str | None) -> None:
-    """New text, with the hash and sketch derived from it: the old ones were derived from
-    the personal text (a sketch is hashes of its word shingles)."""
-    normalised = dedup.normalise(content)
+async def _rewrite(ctx: Context, item: Feedback, content: str, subject: str | None) -> None:
+    """New text, with the hash, sketch and band keys derived from it: the old ones were
+    derived from the personal text (a sketch and its bands are hashes of its shingles)."""
+    printed = fingerprint(content, item.customer_id)
     item.content = content
     item.subject = subject
-    item.content_hash = dedup.content_hash(normalised)
-    item.sketch = dedup.encode(dedup.sketch(normalised))
+    item.content_hash = printed.content_hash
+    item.sketch = dedup.encode(printed.sketch)
     item.version += 1
+    await ctx.session.execute(sa.delete(FeedbackBand).where(FeedbackBand.feedback_id == item.id))
+    await FeedbackRepository(ctx.session, item.tenant_id).add_bands([(item.id, printed.bands)])
 
 
 class FeedbackHolder(Holder):
@@ -52,6 +56,7 @@ class FeedbackHolder(Holder):
         subject = ctx.subject
         reports: list[Erased] = []
         if ctx.mode is Mode.erase:
+            # Their band keys go with them (the foreign key cascades).
             deleted = await ctx.session.execute(sa.delete(Feedback).where(self._own(ctx)))
             count = deleted.rowcount  # type: ignore[attr-defined]
             reports.append(Erased(self.name, "deleted", count, ["content", "subject", "metadata"]))
@@ -60,7 +65,7 @@ class FeedbackHolder(Holder):
             # person wrote goes.
             own = list(await ctx.session.scalars(sa.select(Feedback).where(self._own(ctx))))
             for item in own:
-                _rewrite(item, ERASED, None)
+                await _rewrite(ctx, item, ERASED, None)
                 item.attributes = {}
             await ctx.session.flush()
             reports.append(
@@ -82,7 +87,7 @@ class FeedbackHolder(Holder):
                 content = subject.scrub(item.content)
                 title = subject.scrub(item.subject) if item.subject else item.subject
                 if (content, title) != (item.content, item.subject):
-                    _rewrite(item, content, title)
+                    await _rewrite(ctx, item, content, title)
                     scrubbed += 1
             await ctx.session.flush()
             reports.append(

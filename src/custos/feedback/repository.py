@@ -1,14 +1,23 @@
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Collection, Iterator
 from datetime import datetime
 from typing import Any
 
+import orjson
 import sqlalchemy as sa
-from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from custos.models import Customer, Feedback
+from custos.models import Customer, Feedback, FeedbackBand
+
+_IN_CHUNK = 5000  # values per IN (...) list: under every driver's parameter limit
+_INSERT_BANDS = sa.text(
+    "INSERT INTO feedback_bands (tenant_id, band, feedback_id)"
+    " SELECT DISTINCT :tenant_id, b::bigint, i->>0"
+    " FROM jsonb_array_elements(CAST(:items AS jsonb)) AS i,"
+    " jsonb_array_elements_text(i->1) AS b"
+)
 
 
 def _like(text: str) -> str:
@@ -43,34 +52,74 @@ class FeedbackRepository:
         )
         return set((await self.session.execute(stmt)).scalars())
 
-    async def recent_fingerprints(
-        self, customer_ids: Collection[str], anonymous: bool, since: datetime
-    ) -> list[sa.Row[Any]]:
-        """What duplicate detection compares against: the window's feedback of the same
-        customers (and of no customer, when anonymous items arrive)."""
-        who: list[sa.ColumnElement[bool]] = []
-        if customer_ids:
-            who.append(Feedback.customer_id.in_(list(customer_ids)))
-        if anonymous:
-            who.append(Feedback.customer_id.is_(None))
-        if not who:
-            return []
-        stmt = (
-            sa.select(
-                Feedback.id,
-                Feedback.customer_id,
-                Feedback.content_hash,
-                Feedback.sketch,
-                Feedback.duplicate_of_id,
-                Feedback.received_at,
-            )
-            .where(
-                Feedback.tenant_id == self.tenant_id, Feedback.received_at >= since, sa.or_(*who)
-            )
-            .order_by(Feedback.received_at.desc())
-            .limit(50_000)
+    async def candidates(
+        self, hashes: Collection[str], bands: Collection[int], since: datetime
+    ) -> tuple[list[sa.Row[Any]], dict[str, list[int]]]:
+        """What duplicate detection compares against: the window's feedback with one of
+        these content hashes (exact) or sharing one of these band keys (near), most recent
+        first, and which of the keys each shares. Band keys are scoped to a customer;
+        hashes are not (the caller checks the customer)."""
+        columns = (
+            Feedback.id,
+            Feedback.customer_id,
+            Feedback.content_hash,
+            Feedback.sketch,
+            Feedback.duplicate_of_id,
+            Feedback.received_at,
         )
-        return list((await self.session.execute(stmt)).all())
+        in_window = (Feedback.tenant_id == self.tenant_id, Feedback.received_at >= since)
+        # Two steps, each on one table's index: a join over a long key list would depend
+        # on statistics a freshly written table does not have yet.
+        shared: dict[str, list[int]] = {}
+        by_band = sa.select(FeedbackBand.feedback_id, FeedbackBand.band).where(
+            FeedbackBand.tenant_id == self.tenant_id
+        )
+        for values in self._lists(FeedbackBand.band, list(bands), sa.BigInteger):
+            for feedback_id, band in (await self.session.execute(by_band.where(values))).all():
+                shared.setdefault(feedback_id, []).append(band)
+        found: dict[str, sa.Row[Any]] = {}
+        for column, keys, kind in (
+            (Feedback.id, list(shared), sa.String),
+            (Feedback.content_hash, list(hashes), sa.String),
+        ):
+            for values in self._lists(column, keys, kind):
+                stmt = sa.select(*columns).where(*in_window, values)
+                found.update((row.id, row) for row in (await self.session.execute(stmt)).all())
+        ordered = sorted(found.values(), key=lambda row: row.received_at, reverse=True)
+        return ordered, shared
+
+    def _lists(self, column: Any, values: list[Any], kind: Any) -> Iterator[sa.ColumnElement[bool]]:
+        """`column` among `values`: one array parameter on PostgreSQL (a long IN list costs
+        more to build than to run), IN lists of bounded length elsewhere."""
+        if not values:
+            return
+        if self.session.get_bind().dialect.name == "postgresql":
+            yield column == sa.any_(
+                sa.cast(sa.bindparam(None, values, type_=ARRAY(kind)), ARRAY(kind))
+            )
+            return
+        for start in range(0, len(values), _IN_CHUNK):
+            yield column.in_(values[start : start + _IN_CHUNK])
+
+    async def add_bands(self, rows: list[tuple[str, list[int]]]) -> None:
+        """Index written items: (feedback id, its band keys)."""
+        if not rows:
+            return
+        if self.session.get_bind().dialect.name == "postgresql":
+            # One statement, its values one JSON document: cheap to send at any size.
+            await self.session.execute(
+                _INSERT_BANDS,
+                {"tenant_id": self.tenant_id, "items": orjson.dumps(rows).decode()},
+            )
+            return
+        await self.session.execute(
+            sa.insert(FeedbackBand),
+            [
+                {"tenant_id": self.tenant_id, "band": band, "feedback_id": feedback_id}
+                for feedback_id, keys in rows
+                for band in set(keys)
+            ],
+        )
 
     def list_statement(
         self,

@@ -6,8 +6,7 @@ Every path that writes feedback (one item, a batch, an upload, a bulk import) go
 
 from __future__ import annotations
 
-from collections import deque
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, cast
@@ -38,11 +37,12 @@ from custos.feedback.schemas import (
 )
 from custos.kit.etag import check_if_match
 from custos.kit.etag import etag as etag  # the endpoints set the header
+from custos.kit.gcpause import gc_paused
 from custos.kit.ids import new_ids
 from custos.kit.time import as_utc, utcnow
 from custos.models import Feedback
 from custos.privacy import settings as privacy_settings
-from custos.privacy.ingest import text_writer
+from custos.privacy.ingest import TextWriter, as_given, text_writer
 from custos.privacy.keys import keys_for
 
 _FEEDBACK = cast(sa.Table, Feedback.__table__)
@@ -56,6 +56,13 @@ TRANSITIONS: dict[str, frozenset[str]] = {
     "resolved": frozenset({"in_progress", "closed"}),
     "closed": frozenset({"in_progress"}),
 }
+
+
+def _stored(body: FeedbackCreate, free_text: TextWriter) -> FeedbackCreate:
+    """The item as the tenant's privacy settings store it: content and subject as given,
+    masked or pseudonymised. Sentiment, hashes and sketches are taken from what is stored."""
+    subject = free_text(body.subject, ()) if body.subject else body.subject
+    return body.model_copy(update={"content": free_text(body.content, ()), "subject": subject})
 
 
 def to_api(row: dict[str, Any]) -> dict[str, Any]:
@@ -79,22 +86,19 @@ class Candidate:
         self.minima = frozenset(self.sketch)
 
 
-# Near-duplicates are looked for among this many of a customer's most recent items.
-NEAR_CANDIDATES = 1000
-
-
 @dataclass
 class DuplicateIndex:
-    """Earlier feedback per customer within the window, including what this call added."""
+    """Earlier feedback within the window that may match this call's items (found by
+    content hash or shared band key), including what this call added."""
 
     window: timedelta
     threshold: float
-    by_customer: dict[str | None, deque[Candidate]] = field(default_factory=dict)
+    by_band: dict[int, list[Candidate]] = field(default_factory=dict)
     by_hash: dict[tuple[str | None, str], list[Candidate]] = field(default_factory=dict)
 
-    def add(self, candidate: Candidate) -> None:
-        recent = self.by_customer.setdefault(candidate.customer_id, deque(maxlen=NEAR_CANDIDATES))
-        recent.append(candidate)
+    def add(self, candidate: Candidate, bands: Iterable[int]) -> None:
+        for band in bands:
+            self.by_band.setdefault(band, []).append(candidate)
         self.by_hash.setdefault((candidate.customer_id, candidate.content_hash), []).append(
             candidate
         )
@@ -104,6 +108,7 @@ class DuplicateIndex:
         customer_id: str | None,
         content_hash: str,
         sketch: tuple[int, ...],
+        bands: list[int],
         received_at: datetime,
     ) -> tuple[str, str, float] | None:
         """(original id, "exact" or "near", similarity) or None."""
@@ -115,14 +120,21 @@ class DuplicateIndex:
         # Sketches of texts this similar share most of their minima: a set intersection
         # rules out the rest before the estimate is computed.
         needed = self.threshold * min(len(minima), dedup.K) * 0.75
-        for earlier in self.by_customer.get(customer_id, ()):
-            if len(minima & earlier.minima) < needed:
-                continue
-            if abs(earlier.received_at - received_at) > self.window:
-                continue
-            score = dedup.similarity(earlier.sketch, sketch)
-            if score >= self.threshold and (best is None or score > best[2]):
-                best = (earlier.original_id, "near", round(score, 4))
+        seen: set[str] = set()
+        for band in bands:
+            for earlier in self.by_band.get(band, ()):
+                if earlier.id in seen:
+                    continue
+                seen.add(earlier.id)
+                if earlier.customer_id != customer_id:
+                    continue
+                if len(minima & earlier.minima) < needed:
+                    continue
+                if abs(earlier.received_at - received_at) > self.window:
+                    continue
+                score = dedup.similarity(earlier.sketch, sketch)
+                if score >= self.threshold and (best is None or score > best[2]):
+                    best = (earlier.original_id, "near", round(score, 4))
         return best
 
 
@@ -134,19 +146,37 @@ def _threshold(settings: Settings, actor: Principal) -> float:
     return settings.feedback_near_duplicate_threshold
 
 
+@dataclass
+class Fingerprint:
+    content_hash: str
+    sketch: tuple[int, ...]
+    bands: list[int]
+
+
+def fingerprint(content: str, customer_id: str | None) -> Fingerprint:
+    normalised = dedup.normalise(content)
+    sketch, bins = dedup.fingerprint(normalised)
+    return Fingerprint(dedup.content_hash(normalised), sketch, dedup.band_keys(bins, customer_id))
+
+
 async def duplicate_index(
     repo: FeedbackRepository,
     settings: Settings,
     actor: Principal,
     items: Sequence[FeedbackCreate],
+    prints: Sequence[Fingerprint],
     now: datetime,
 ) -> DuplicateIndex:
+    """The index for one call: one look-up for all its items' hashes and band keys."""
     window = timedelta(hours=settings.feedback_duplicate_window_hours)
     index = DuplicateIndex(window=window, threshold=_threshold(settings, actor))
     earliest = min((as_utc(i.received_at) for i in items if i.received_at), default=now)
-    customers = {i.customer_id for i in items if i.customer_id}
-    anonymous = any(i.customer_id is None for i in items)
-    for row in await repo.recent_fingerprints(customers, anonymous, min(earliest, now) - window):
+    rows, shared = await repo.candidates(
+        {p.content_hash for p in prints},
+        {band for p in prints for band in p.bands},
+        min(earliest, now) - window,
+    )
+    for row in rows:
         index.add(
             Candidate(
                 id=row.id,
@@ -155,7 +185,8 @@ async def duplicate_index(
                 sketch=dedup.decode(row.sketch),
                 original_id=row.duplicate_of_id or row.id,
                 received_at=row.received_at,
-            )
+            ),
+            shared.get(row.id, ()),
         )
     return index
 
@@ -194,76 +225,86 @@ async def ingest(
             )
         else:
             accepted.append((position, body))
-    if index is None:
-        index = await duplicate_index(repo, settings, actor, [b for _, b in accepted], now)
     free_text = text_writer(
         await privacy_settings.tenant_settings(session, actor),
         keys_for(session, actor.tenant_id),
     )
-    rows: list[dict[str, Any]] = []
-    complaints: dict[str, int] = {}
-    duplicates = 0
-    for (_, body), feedback_id in zip(accepted, new_ids("fb", len(accepted)), strict=True):
-        # Stored as the tenant's privacy settings say: as given, masked or pseudonymised.
-        content = free_text(body.content, ())
-        subject = free_text(body.subject, ()) if body.subject else body.subject
-        normalised = dedup.normalise(content)
-        content_hash = dedup.content_hash(normalised)
-        sketch = dedup.sketch(normalised)
-        received_at = as_utc(body.received_at) if body.received_at else now
-        match = index.match(body.customer_id, content_hash, sketch, received_at)
-        score, label = sentiment.score(content)
-        original_id, kind, similarity = match if match else (None, None, None)
-        duplicates += match is not None
-        rows.append(
-            {
-                "id": feedback_id,
-                "tenant_id": actor.tenant_id,
-                "customer_id": body.customer_id,
-                "feedback_type": body.feedback_type.value,
-                "subject": subject,
-                "content": content,
-                "source": body.source.value,
-                "rating": body.rating,
-                "status": body.status.value,
-                "tags": body.tags,
-                "metadata": body.metadata,
-                "received_at": received_at,
-                "sentiment_score": round(score, 4),
-                "sentiment_label": label,
-                "content_hash": content_hash,
-                "sketch": dedup.encode(sketch),
-                "duplicate_of_id": original_id,
-                "duplicate_kind": kind,
-                "similarity": similarity,
-                "version": 1,
-                "created_at": now,
-                "updated_at": now,
-            }
-        )
-        index.add(
-            Candidate(
-                feedback_id,
-                body.customer_id,
-                content_hash,
-                sketch,
-                original_id or feedback_id,
-                received_at,
+    if free_text is not as_given:
+        accepted = [(position, _stored(body, free_text)) for position, body in accepted]
+    with gc_paused():
+        prints = [fingerprint(body.content, body.customer_id) for _, body in accepted]
+    if index is None:
+        index = await duplicate_index(repo, settings, actor, [b for _, b in accepted], prints, now)
+    with gc_paused():  # thousands of rows built at once (kit/gcpause.py)
+        rows: list[dict[str, Any]] = []
+        bands: list[tuple[str, list[int]]] = []
+        complaints: dict[str, int] = {}
+        duplicates = 0
+        for (_, body), feedback_id, printed in zip(
+            accepted, new_ids("fb", len(accepted)), prints, strict=True
+        ):
+            content, subject = body.content, body.subject
+            received_at = as_utc(body.received_at) if body.received_at else now
+            match = index.match(
+                body.customer_id, printed.content_hash, printed.sketch, printed.bands, received_at
             )
-        )
-        # A re-submission of the same complaint counts once; a new wording counts again.
-        if body.feedback_type == FeedbackType.complaint and body.customer_id and kind != "exact":
-            complaints[body.customer_id] = complaints.get(body.customer_id, 0) + 1
+            score, label = sentiment.score(content)
+            original_id, kind, similarity = match if match else (None, None, None)
+            duplicates += match is not None
+            rows.append(
+                {
+                    "id": feedback_id,
+                    "tenant_id": actor.tenant_id,
+                    "customer_id": body.customer_id,
+                    "feedback_type": body.feedback_type.value,
+                    "subject": subject,
+                    "content": content,
+                    "source": body.source.value,
+                    "rating": body.rating,
+                    "status": body.status.value,
+                    "tags": body.tags,
+                    "metadata": body.metadata,
+                    "received_at": received_at,
+                    "sentiment_score": round(score, 4),
+                    "sentiment_label": label,
+                    "content_hash": printed.content_hash,
+                    "sketch": dedup.encode(printed.sketch),
+                    "duplicate_of_id": original_id,
+                    "duplicate_kind": kind,
+                    "similarity": similarity,
+                    "version": 1,
+                    "created_at": now,
+                    "updated_at": now,
+                }
+            )
+            bands.append((feedback_id, printed.bands))
+            index.add(
+                Candidate(
+                    feedback_id,
+                    body.customer_id,
+                    printed.content_hash,
+                    printed.sketch,
+                    original_id or feedback_id,
+                    received_at,
+                ),
+                printed.bands,
+            )
+            # A re-submission of the same complaint counts once; a new wording counts again.
+            if (
+                body.feedback_type == FeedbackType.complaint
+                and body.customer_id
+                and kind != "exact"
+            ):
+                complaints[body.customer_id] = complaints.get(body.customer_id, 0) + 1
     if rows:
         await session.execute(sa.insert(_FEEDBACK), rows)
-        for row in rows:
-            event_log.emit(
+        await repo.add_bands(bands)
+        with gc_paused():
+            event_log.emit_many(
                 session,
                 actor,
                 events.FEEDBACK_CREATED,
-                {"feedback": to_api(row)},
-                subject_type="feedback",
-                subject_id=row["id"],
+                [({"feedback": to_api(row)}, "feedback", row["id"]) for row in rows],
             )
         await statistics.add_complaints(session, actor, complaints)
     return Ingested(rows=rows, errors=errors, duplicates=duplicates)

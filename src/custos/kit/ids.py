@@ -12,15 +12,17 @@ import time
 
 _ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 _ULID_RE = re.compile(r"^[0-9A-HJKMNP-TV-Z]{26}$")
+# Two characters per 10 bits: 13 look-ups encode the 130 bits of 26 characters.
+_PAIRS = [a + b for a in _ALPHABET for b in _ALPHABET]
+_SHIFTS = tuple(range(120, -1, -10))
+
+
+def _encode(value: int) -> str:
+    return "".join([_PAIRS[(value >> shift) & 1023] for shift in _SHIFTS])
 
 
 def ulid() -> str:
-    value = (int(time.time() * 1000) << 80) | int.from_bytes(os.urandom(10), "big")
-    chars = []
-    for _ in range(26):
-        chars.append(_ALPHABET[value & 31])
-        value >>= 5
-    return "".join(reversed(chars))
+    return _encode((int(time.time() * 1000) << 80) | int.from_bytes(os.urandom(10), "big"))
 
 
 def new_id(prefix: str) -> str:
@@ -36,12 +38,4 @@ def new_ids(prefix: str, count: int) -> list[str]:
     """`count` ids in increasing order (one random start, then +1 each), so rows written
     together keep their input order when sorted by id, as a bulk import needs."""
     value = (int(time.time() * 1000) << 80) | (int.from_bytes(os.urandom(10), "big") >> 1)
-    ids = []
-    for offset in range(count):
-        number = value + offset
-        chars = []
-        for _ in range(26):
-            chars.append(_ALPHABET[number & 31])
-            number >>= 5
-        ids.append(f"{prefix}_{''.join(reversed(chars))}")
-    return ids
+    return [f"{prefix}_{_encode(value + offset)}" for offset in range(count)]

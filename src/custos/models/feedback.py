@@ -47,3 +47,21 @@ class Feedback(TenantOwned, Timestamped, Base):
     duplicate_kind: Mapped[str | None] = mapped_column(sa.String(10))
     similarity: Mapped[float | None] = mapped_column(sa.Float)
     version: Mapped[int] = mapped_column(sa.Integer, nullable=False, default=1)
+
+
+class FeedbackBand(TenantOwned, Base):
+    """The near-duplicate index: one row per band key of an item's text
+    (custos.feedback.dedup.band_keys). Earlier items sharing a key with a new one are its
+    candidates, found by the primary key's index instead of by comparing against all."""
+
+    __tablename__ = "feedback_bands"
+    # The cascade from a deleted item finds its rows by this.
+    __table_args__ = (sa.Index("ix_feedback_bands_feedback_id", "feedback_id"),)
+    # tenant_id leads the key (TenantOwned's own index on it is not wanted here).
+    tenant_id: Mapped[str] = mapped_column(
+        sa.String(40), sa.ForeignKey("tenants.id", ondelete="CASCADE"), primary_key=True
+    )
+    band: Mapped[int] = mapped_column(sa.BigInteger, primary_key=True)
+    feedback_id: Mapped[str] = mapped_column(
+        sa.String(40), sa.ForeignKey("feedback.id", ondelete="CASCADE"), primary_key=True
+    )

@@ -174,7 +174,7 @@ class InProcessWorker:
             )
         )
         # Durable work a previous process left unfinished (bulk operations) runs again.
-        await bulk_tasks.recover(self.runtime, self.job_app)
+        await bulk_tasks.recover(self.runtime)
         # The in-memory queue died with the last process: work whose durable state is in
         # our own tables (erasures) is taken up again now, not only at the next minute.
         for task in STARTUP_TASKS:
@@ -288,7 +288,7 @@ async def run_worker(
                     await _take_over(runtime, job_app, link.dead_workers)
                     link.dead_workers = []
                 # Bulk operations whose worker died under their lease run again.
-                await bulk_tasks.recover(runtime, job_app)
+                await bulk_tasks.recover(runtime)
                 reaper = asyncio.create_task(reap_forever(job_app, runtime))
                 # procrastinate's own run_worker_async, with the worker at hand to report
                 # its id to the supervisor.
