@@ -210,7 +210,7 @@ def main() -> None:
             secret_key=secrets.token_urlsafe(48),
             database_url=url,
             log_level="ERROR",
-        **UNLIMITED,
+            **UNLIMITED,
             webhook_allowed_hosts=["127.0.0.1"],
         )
         upgrade(settings)

@@ -227,7 +227,7 @@ class CredentialCache:
             finally:
                 with contextlib.suppress(Exception):
                     async with asyncio.timeout(SHUTDOWN_SECONDS):
-                        await pubsub.aclose()  # type: ignore[no-untyped-call]
+                        await pubsub.aclose()  # type: ignore[no-untyped-call,unused-ignore]
 
 
 def invalidate_after_commit(cache: CredentialCache, session: AsyncSession, tags: set[str]) -> None:

@@ -6,6 +6,8 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import OrderedDict
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from email.utils import parsedate_to_datetime
@@ -150,12 +152,16 @@ class WebhookSender:
             return 0.0
         return max(0.05, reset - time.time())
 
-    async def send(self, url: str, headers: dict[str, str], body: bytes) -> Outcome:
+    @asynccontextmanager
+    async def turn(self, url: str) -> AsyncIterator[Turn]:
+        """One of the receiving host's turns, held for as long as the caller needs: the
+        caller keeps it from sending a message until its answer is recorded, so what a
+        killed worker had sent and not yet recorded is at most one message per turn."""
         host = self._host(url)
         host.busy += 1
         try:
             async with self._in_flight, host.turns:
-                return await self._send(host.client, url, headers, body)
+                yield Turn(self, host.client, url)
         finally:
             host.busy -= 1
 
@@ -217,6 +223,16 @@ class WebhookSender:
             error=error,
             retry_after=retry_after,
         )
+
+
+@dataclass(frozen=True, slots=True)
+class Turn:
+    sender: WebhookSender
+    client: httpx.AsyncClient
+    url: str
+
+    async def send(self, headers: dict[str, str], body: bytes) -> Outcome:
+        return await self.sender._send(self.client, self.url, headers, body)
 
 
 def _describe(exc: httpx.HTTPError) -> str:
