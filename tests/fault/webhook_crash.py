@@ -41,7 +41,7 @@ import sqlalchemy as sa
 from custos.config import Settings
 from custos.kit.scratch import throwaway_database
 from custos.migrate import upgrade
-from custos.models import WebhookDelivery
+from custos.models import WebhookAttempt, WebhookDelivery
 from custos.runtime import Runtime
 from custos.tenant import service as tenant_service
 from custos.tenant.schemas import TenantCreate
@@ -113,6 +113,7 @@ async def crash_run(
                 await asyncio.to_thread(pool.stop)
             final = await asyncio.to_thread(receipts, url)
             attempts = await _attempt_counts(runtime, tenant_id)
+            twice = await _answers_recorded_twice(runtime, tenant_id)
     finally:
         await runtime.stop()
         log.close()
@@ -147,6 +148,9 @@ async def crash_run(
         # What the delivery log says: messages recorded once each, and the rest.
         "deliveries_recorded_once": attempts.get(1, 0),
         "deliveries_recorded_more_than_once": sum(v for k, v in attempts.items() if k > 1),
+        # One attempt recorded by two runs at once (a job run again while its first run was
+        # alive, a claim that expired under a sender): never a crash's doing.
+        "answers_recorded_twice": twice,
         "duplicate_arrived_before_kill_ms_p50": round(gaps[len(gaps) // 2] * 1000)
         if gaps
         else None,
@@ -163,6 +167,19 @@ async def _attempt_counts(runtime: Runtime, tenant_id: str) -> dict[int, int]:
             .group_by(WebhookDelivery.attempts)
         )
         return {int(a): int(n) for a, n in rows}
+
+
+async def _answers_recorded_twice(runtime: Runtime, tenant_id: str) -> int:
+    async with runtime.db.transaction(tenant_id=tenant_id, write=False) as session:
+        repeated = (
+            sa.select(WebhookAttempt.delivery_id)
+            .where(WebhookAttempt.tenant_id == tenant_id)
+            .group_by(WebhookAttempt.delivery_id, WebhookAttempt.number)
+            .having(sa.func.count() > 1)
+            .subquery()
+        )
+        found = await session.execute(sa.select(sa.func.count()).select_from(repeated))
+        return int(found.scalar_one())
 
 
 def open_log(path: str | None) -> IO[bytes]:

@@ -101,6 +101,8 @@ class WebhookSender:
         # Waiting for a turn happens before the timeout starts: a busy process never times
         # out a message it has not sent yet.
         self._in_flight = asyncio.Semaphore(settings.webhook_send_concurrency)
+        # Messages waiting for a turn or holding one: how far sending lags behind planning.
+        self.queued = 0
 
     def _host(self, url: str) -> _Host:
         try:
@@ -159,11 +161,13 @@ class WebhookSender:
         killed worker had sent and not yet recorded is at most one message per turn."""
         host = self._host(url)
         host.busy += 1
+        self.queued += 1
         try:
             async with self._in_flight, host.turns:
                 yield Turn(self, host.client, url)
         finally:
             host.busy -= 1
+            self.queued -= 1
 
     async def _send(
         self, client: httpx.AsyncClient, url: str, headers: dict[str, str], body: bytes
