@@ -17,8 +17,9 @@ worker` processes instead and starts them again from cold (seconds of imports ea
 A database is created for the run and dropped after. The last line of output is one JSON
 object with every figure; the exit status is 1 if an event was lost or duplicates passed 1 %.
 A duplicate is a message the receiver had (or was about to have) when its worker died, before
-its answer was recorded: about as many per kill as messages were in flight then, so the
-ratio is roughly (duplicates per kill) / (deliveries per second) at one kill a second.
+its answer was recorded: a message keeps its turn until then (docs/decisions/0065), so each
+kill resends what the killed worker had in flight, about (its messages per second) x (the time
+from receipt to record). `answers_recorded_twice` counts messages sent by two live runs.
 `tests/fault/test_webhook_crash.py` runs a short form of this in the test suite.
 """
 

@@ -15,10 +15,12 @@ from custos.worker.batching import taking_more
 from custos.worker.context import claim_of, job_claim, runtime_of
 from custos.worker.retry import DURABLE, ScheduleRetry
 
-# A dispatch job takes up to this many queued ones with it (worker/batching.py), as long
-# as fewer than DISPATCH_BACKLOG of this process's messages wait for a turn to be sent.
+# A dispatch job takes up to this many queued ones with it (worker/batching.py), once fewer
+# than DISPATCH_BACKLOG of this process's messages wait for a turn to be sent (or after
+# DISPATCH_WAIT seconds: a slow receiver delays other tenants' dispatch, never stops it).
 DISPATCH_BATCH = 20
 DISPATCH_BACKLOG = 100
+DISPATCH_WAIT = 1.0
 
 # Like webhook deliveries: 5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 10 h.
 PUBLISH_RETRY = ScheduleRetry([5, 300, 1800, 7200, 18_000, 36_000, 36_000])
@@ -31,14 +33,14 @@ def register(jobs: procrastinate.App) -> None:
     ) -> None:
         runtime = runtime_of(context)
         async with AsyncExitStack() as taken:
-            # One dispatch of the process plans at a time, and takes more jobs only while
-            # its messages are sent about as fast as they are planned: jobs it could not
-            # send soon stay queued for other workers (and are not run again after a crash),
-            # and planning (the CPU-heavy part) does not hold up the recording of answers.
+            # One dispatch of the process plans at a time, and only once its messages are
+            # mostly sent: jobs it could not send soon stay queued for other workers (and
+            # are not run again after a crash), and planning (the CPU-heavy part) does not
+            # hold up the recording of answers.
             async with planning_turn(runtime):
-                busy = runtime.webhooks.queued >= DISPATCH_BACKLOG
+                await runtime.webhooks.fewer_queued_than(DISPATCH_BACKLOG, DISPATCH_WAIT)
                 more = await taken.enter_async_context(
-                    taking_more(runtime, context, 0 if busy else DISPATCH_BATCH)
+                    taking_more(runtime, context, DISPATCH_BATCH)
                 )
                 work = [Work(job_claim(context), tenant_id, event_ids)]
                 work += [

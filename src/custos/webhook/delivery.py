@@ -16,8 +16,9 @@ finds them claimed leaves them alone, and the same job, run again after its work
 (worker/recovery.py), takes them back. `sweep` re-queues pending deliveries whose job was
 lost (long overdue and unclaimed).
 
-At least once: a worker killed between a receiver's answer and the record sends that message
-again. Receivers deduplicate on `webhook-id`, which is the event id on every attempt.
+At least once: a message keeps its host turn from sending until its answer is recorded, so
+what a killed worker sends again is what it had in flight, at most one message per turn.
+Receivers deduplicate on `webhook-id`, which is the event id on every attempt.
 """
 
 from __future__ import annotations

@@ -154,6 +154,12 @@ class WebhookSender:
             return 0.0
         return max(0.05, reset - time.time())
 
+    async def fewer_queued_than(self, count: int, timeout: float) -> None:
+        """Returns once fewer than `count` messages are queued, or after `timeout` seconds."""
+        deadline = time.monotonic() + timeout
+        while self.queued >= count and time.monotonic() < deadline:
+            await asyncio.sleep(0.005)
+
     @asynccontextmanager
     async def turn(self, url: str) -> AsyncIterator[Turn]:
         """One of the receiving host's turns, held for as long as the caller needs: the
