@@ -7,9 +7,10 @@ then runs the after-commit hooks (cache invalidation broadcasts). Services only 
 
 from __future__ import annotations
 
+import asyncio
 import functools
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Any, Protocol
 
 import psycopg
@@ -178,6 +179,14 @@ class Database:
             raise
         finally:
             await session.close()
+
+    async def warm_up(self, connections: int) -> None:
+        """Open `connections` pooled connections now, at once: a fresh worker process then
+        does not pay for connecting (and the role switch) in the middle of its first jobs."""
+        async with AsyncExitStack() as stack:
+            await asyncio.gather(
+                *(stack.enter_async_context(self.engine.connect()) for _ in range(connections))
+            )
 
     async def one_round_trip(
         self, tenant_id: str, statements: str, params: Sequence[Any] = ()

@@ -17,8 +17,9 @@ worker` processes instead and starts them again from cold (seconds of imports ea
 A database is created for the run and dropped after. The last line of output is one JSON
 object with every figure; the exit status is 1 if an event was lost or duplicates passed 1 %.
 A duplicate is a message the receiver had (or was about to have) when its worker died, before
-its answer was recorded: about as many per kill as messages were in flight then, so the
-ratio is roughly (duplicates per kill) / (deliveries per second) at one kill a second.
+its answer was recorded: a message keeps its turn until then (docs/decisions/0065), so each
+kill resends what the killed worker had in flight, about (its messages per second) x (the time
+from receipt to record). `answers_recorded_twice` counts messages sent by two live runs.
 `tests/fault/test_webhook_crash.py` runs a short form of this in the test suite.
 """
 
@@ -41,7 +42,7 @@ import sqlalchemy as sa
 from custos.config import Settings
 from custos.kit.scratch import throwaway_database
 from custos.migrate import upgrade
-from custos.models import WebhookDelivery
+from custos.models import WebhookAttempt, WebhookDelivery
 from custos.runtime import Runtime
 from custos.tenant import service as tenant_service
 from custos.tenant.schemas import TenantCreate
@@ -113,6 +114,7 @@ async def crash_run(
                 await asyncio.to_thread(pool.stop)
             final = await asyncio.to_thread(receipts, url)
             attempts = await _attempt_counts(runtime, tenant_id)
+            twice = await _answers_recorded_twice(runtime, tenant_id)
     finally:
         await runtime.stop()
         log.close()
@@ -147,6 +149,9 @@ async def crash_run(
         # What the delivery log says: messages recorded once each, and the rest.
         "deliveries_recorded_once": attempts.get(1, 0),
         "deliveries_recorded_more_than_once": sum(v for k, v in attempts.items() if k > 1),
+        # One attempt recorded by two runs at once (a job run again while its first run was
+        # alive, a claim that expired under a sender): never a crash's doing.
+        "answers_recorded_twice": twice,
         "duplicate_arrived_before_kill_ms_p50": round(gaps[len(gaps) // 2] * 1000)
         if gaps
         else None,
@@ -163,6 +168,19 @@ async def _attempt_counts(runtime: Runtime, tenant_id: str) -> dict[int, int]:
             .group_by(WebhookDelivery.attempts)
         )
         return {int(a): int(n) for a, n in rows}
+
+
+async def _answers_recorded_twice(runtime: Runtime, tenant_id: str) -> int:
+    async with runtime.db.transaction(tenant_id=tenant_id, write=False) as session:
+        repeated = (
+            sa.select(WebhookAttempt.delivery_id)
+            .where(WebhookAttempt.tenant_id == tenant_id)
+            .group_by(WebhookAttempt.delivery_id, WebhookAttempt.number)
+            .having(sa.func.count() > 1)
+            .subquery()
+        )
+        found = await session.execute(sa.select(sa.func.count()).select_from(repeated))
+        return int(found.scalar_one())
 
 
 def open_log(path: str | None) -> IO[bytes]:

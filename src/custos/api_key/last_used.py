@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 from datetime import datetime
 
 import sqlalchemy as sa
 import structlog
 
 from custos.db import Database
+from custos.kit.periodic import Periodic
 from custos.kit.time import utcnow
 from custos.models import ApiKey
 
@@ -21,7 +20,7 @@ class LastUsedTracker:
         self._db = db
         self._interval = interval_seconds
         self._seen: dict[str, datetime] = {}
-        self._task: asyncio.Task[None] | None = None
+        self._loop = Periodic("api-key-last-used", interval_seconds, self.flush)
 
     def touch(self, key_id: str) -> None:
         self._seen[key_id] = utcnow()
@@ -49,16 +48,8 @@ class LastUsedTracker:
                 self._seen.setdefault(key_id, when)
 
     async def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="api-key-last-used")
+        self._loop.start()
 
     async def stop(self) -> None:
-        if self._task:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        await self._loop.stop()
         await self.flush()
-
-    async def _run(self) -> None:
-        while True:
-            await asyncio.sleep(self._interval)
-            await self.flush()

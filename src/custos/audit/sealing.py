@@ -114,6 +114,7 @@ class AuditSealer:
         self._pending: set[str] = set()
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._stopping = False
 
     def request(self, tenant_ids: Iterable[str]) -> None:
         self._pending.update(tenant_ids)
@@ -121,22 +122,31 @@ class AuditSealer:
 
     async def start(self) -> None:
         if self._task is None:
+            self._stopping = False
             self._task = asyncio.create_task(self._run(), name="audit-sealer")
 
     async def stop(self, timeout: float = 5.0) -> None:
+        # Not cancelled mid-seal: on SQLite a transaction cancelled while it waits for the
+        # write lock can end up holding it (see kit/periodic.py).
         if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            self._stopping = True
+            self._wake.set()
+            await self._task
             self._task = None
-        # What is left is sealed now if it can be, or by the periodic job if not.
+        # What is left is sealed now if it can be, or by the periodic job if not. The time
+        # limit is for PostgreSQL (a server gone away); SQLite gives up by its busy timeout.
         with contextlib.suppress(Exception):
-            async with asyncio.timeout(timeout):
+            if self.db.is_postgres:
+                async with asyncio.timeout(timeout):
+                    await self._seal_pending()
+            else:
                 await self._seal_pending()
 
     async def _run(self) -> None:
-        while True:
+        while not self._stopping:
             await self._wake.wait()
+            if self._stopping:
+                return
             await asyncio.sleep(self.GATHER_SECONDS)
             self._wake.clear()
             try:

@@ -126,11 +126,15 @@ async def _renew(db: Database, op: BulkOperation, seconds: float) -> bool:
 @contextlib.asynccontextmanager
 async def _heartbeat(db: Database, op: BulkOperation, seconds: float) -> Any:
     """Renew the lease while slow steps run (loading a workbook, writing an export)."""
-    lost = asyncio.Event()
+    lost, done = asyncio.Event(), asyncio.Event()
 
     async def beat() -> None:
         while True:
-            await asyncio.sleep(seconds / 3)
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(seconds / 3):
+                    await done.wait()
+            if done.is_set():
+                return
             try:
                 if not await _renew(db, op, seconds):
                     lost.set()
@@ -142,9 +146,10 @@ async def _heartbeat(db: Database, op: BulkOperation, seconds: float) -> Any:
     try:
         yield lost
     finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+        # A renewal under way finishes: cancelled mid-transaction, a SQLite connection can
+        # keep the write lock (kit/periodic.py).
+        done.set()
+        await task
 
 
 async def run(runtime: Runtime, operation_id: str) -> str | None:

@@ -39,29 +39,43 @@ async def load(runtime: Runtime, tenant_id: str, event_ids: Sequence[str]) -> li
         return await EventRepository(session, tenant_id).by_ids(event_ids)
 
 
-async def dispatch(runtime: Runtime, work: Sequence[Work]) -> None:
-    """Dispatch the events of several jobs at once: one transaction per tenant reads them and
-    creates their deliveries; sending and publishing follow, all at the same time."""
+@dataclass(frozen=True, slots=True)
+class Planned:
+    """One tenant's part of a dispatch, planned and committed: what to send and publish."""
+
+    tenant_id: str
+    found: list[Event]
+    messages: list[delivery.Message]
+
+
+async def plan(runtime: Runtime, work: Sequence[Work]) -> list[Planned]:
+    """One transaction per tenant reads the events of several jobs and creates their
+    deliveries (delivery.plan)."""
     by_tenant: dict[str, list[Work]] = {}
     for item in work:
         by_tenant.setdefault(item.tenant_id, []).append(item)
-    outcomes = await asyncio.gather(
-        *(_dispatch_tenant(runtime, tenant_id, items) for tenant_id, items in by_tenant.items()),
-        return_exceptions=True,
-    )
-    _raise_first(outcomes)
+    planned = []
+    for tenant_id, items in by_tenant.items():
+        claims = {event_id: item.claim for item in items for event_id in item.event_ids}
+        async with runtime.db.transaction(tenant_id=tenant_id) as session:
+            found = await EventRepository(session, tenant_id).by_ids(list(claims))
+            messages = await delivery.plan(runtime, session, tenant_id, found, claims)
+        if found:
+            planned.append(Planned(tenant_id, found, messages))
+    return planned
 
 
-async def _dispatch_tenant(runtime: Runtime, tenant_id: str, work: list[Work]) -> None:
-    claims = {event_id: item.claim for item in work for event_id in item.event_ids}
-    async with runtime.db.transaction(tenant_id=tenant_id) as session:
-        found = await EventRepository(session, tenant_id).by_ids(list(claims))
-        messages = await delivery.plan(runtime, session, tenant_id, found, claims)
-    if not found:
-        return
+async def hand_out(runtime: Runtime, planned: Sequence[Planned]) -> None:
+    """Sending and publishing of what `plan` committed, all at the same time."""
     outcomes = await asyncio.gather(
-        delivery.send_and_record(runtime, tenant_id, messages),
-        publish(runtime, tenant_id, found),
+        *(
+            job
+            for part in planned
+            for job in (
+                delivery.send_and_record(runtime, part.tenant_id, part.messages),
+                publish(runtime, part.tenant_id, part.found),
+            )
+        ),
         return_exceptions=True,
     )
     _raise_first(outcomes)

@@ -13,19 +13,26 @@ class Periodic:
         self._seconds = seconds
         self._call = call
         self._task: asyncio.Task[None] | None = None
+        self._stopping = asyncio.Event()
 
     def start(self) -> None:
+        self._stopping = asyncio.Event()
         self._task = asyncio.create_task(self._run(), name=self._name)
 
     async def stop(self) -> None:
-        """Stop the loop (the caller does any last call itself)."""
+        """Stop the loop (the caller does any last call itself). A call under way finishes
+        first: cancelled inside a transaction, a SQLite connection can be left holding the
+        write lock, which stops every writer of the database until it is collected."""
         if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            self._stopping.set()
+            await self._task
             self._task = None
 
     async def _run(self) -> None:
         while True:
-            await asyncio.sleep(self._seconds)
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self._seconds):
+                    await self._stopping.wait()
+            if self._stopping.is_set():
+                return
             await self._call()

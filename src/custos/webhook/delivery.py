@@ -16,8 +16,9 @@ finds them claimed leaves them alone, and the same job, run again after its work
 (worker/recovery.py), takes them back. `sweep` re-queues pending deliveries whose job was
 lost (long overdue and unclaimed).
 
-At least once: a worker killed between a receiver's answer and the record sends that message
-again. Receivers deduplicate on `webhook-id`, which is the event id on every attempt.
+At least once: a message keeps its host turn from sending until its answer is recorded, so
+what a killed worker sends again is what it had in flight, at most one message per turn.
+Receivers deduplicate on `webhook-id`, which is the event id on every attempt.
 """
 
 from __future__ import annotations
@@ -45,8 +46,8 @@ from custos.models import Event, WebhookAttempt, WebhookDelivery, WebhookEndpoin
 from custos.runtime import Runtime
 from custos.webhook import signing
 from custos.webhook.filters import payload_matches, type_wanted
-from custos.webhook.recording import record_successes
-from custos.webhook.sender import Outcome
+from custos.webhook.recording import recorder_of
+from custos.webhook.sender import Outcome, Turn
 from custos.worker.defer import defer
 from custos.worker.retry import backoff_delay
 
@@ -263,7 +264,7 @@ def custom_headers(runtime: Runtime, endpoint: WebhookEndpoint) -> dict[str, str
     }
 
 
-async def _send_one(runtime: Runtime, message: Message) -> Outcome:
+async def _send_one(runtime: Runtime, turn: Turn, message: Message) -> Outcome:
     endpoint, event = message.endpoint, message.event
     try:
         secrets = _secrets(runtime, endpoint, utcnow())
@@ -271,6 +272,8 @@ async def _send_one(runtime: Runtime, message: Message) -> Outcome:
     except ValueError as exc:
         return Outcome(utcnow(), 0.0, error=f"cannot sign: {exc}")
     body = message_bytes(event)
+    # Signed once the turn is ours: the timestamp is the sending time, however long the
+    # message waited for a turn (receivers refuse old timestamps).
     timestamp = int(time.time())
     headers.update(
         {
@@ -279,14 +282,16 @@ async def _send_one(runtime: Runtime, message: Message) -> Outcome:
             "webhook-signature": signing.signature_header(secrets, event.id, timestamp, body),
         }
     )
-    return await runtime.webhooks.send(endpoint.url, headers, body)
+    return await turn.send(headers, body)
 
 
 async def send_and_record(runtime: Runtime, tenant_id: str, messages: Sequence[Message]) -> None:
-    """Send concurrently and record answers as soon as they arrive: whatever has arrived
-    while the previous record was being written goes in the next. A worker killed between
-    an answer and its record sends that message again, so the shorter that window, the
-    fewer duplicates a crash makes."""
+    """Send concurrently, each message recorded on its own as soon as its answer arrives.
+
+    A message keeps its turn (sender.py) from the moment it is sent until its record has
+    committed: a worker killed at any instant has at most one message per turn sent and not
+    recorded, and only those are sent again. Nothing waits for another message's record,
+    and no new message goes out while the answers already in hand are unrecorded."""
     if not messages:
         return
     to_send: list[Message] = []
@@ -304,23 +309,44 @@ async def send_and_record(runtime: Runtime, tenant_id: str, messages: Sequence[M
             held.append((message, wait))
         else:
             to_send.append(message)
-    sending: dict[asyncio.Future[Outcome], Message] = {
-        asyncio.ensure_future(_send_one(runtime, m)): m for m in to_send
-    }
-    remaining: set[asyncio.Future[Outcome]] = set(sending)
-    try:
-        while remaining:
-            done, remaining = await asyncio.wait(remaining, return_when=asyncio.FIRST_COMPLETED)
-            answered = [(sending[f], f.result()) for f in done]
-            if remaining:
-                await _record(runtime, tenant_id, answered, [], [])
-            else:
-                await _record(runtime, tenant_id, answered, held, dropped)
-                held, dropped = [], []
-    finally:
-        for future in remaining:
-            future.cancel()
+    # Nothing of these was sent: recorded first, in one transaction.
     await _record(runtime, tenant_id, [], held, dropped)
+    outcomes = await asyncio.gather(
+        *(_send_and_record_one(runtime, tenant_id, m) for m in to_send), return_exceptions=True
+    )
+    for outcome in outcomes:
+        if isinstance(outcome, BaseException):
+            raise outcome
+
+
+async def _send_and_record_one(runtime: Runtime, tenant_id: str, message: Message) -> None:
+    async with runtime.webhooks.turn(message.endpoint.url) as turn:
+        outcome = await _send_one(runtime, turn, message)
+        if runtime.db.is_postgres and outcome.succeeded and message.endpoint.failing_since is None:
+            # A success to a healthy endpoint (the common case): one round trip.
+            assert outcome.status_code is not None
+            await recorder_of(runtime.db).record(
+                tenant_id,
+                _attempt_row(tenant_id, message, outcome),
+                (message.delivery_id, message.attempts + 1, outcome.status_code),
+            )
+        else:
+            await _record(runtime, tenant_id, [(message, outcome)], [], [])
+
+
+def _attempt_row(tenant_id: str, message: Message, outcome: Outcome) -> dict[str, Any]:
+    return {
+        "id": new_id("att"),
+        "tenant_id": tenant_id,
+        "delivery_id": message.delivery_id,
+        "number": message.attempts + 1,
+        "started_at": outcome.started_at,
+        "duration_ms": outcome.duration_ms,
+        "status_code": outcome.status_code,
+        "outcome": outcome.label,
+        "error": outcome.error[:500] if outcome.error else None,
+        "response_body": outcome.response_body,
+    }
 
 
 async def _record(
@@ -347,20 +373,7 @@ async def _record(
     for message, outcome in results:
         number = message.attempts + 1
         error = outcome.error[:500] if outcome.error else None
-        attempts.append(
-            {
-                "id": new_id("att"),
-                "tenant_id": tenant_id,
-                "delivery_id": message.delivery_id,
-                "number": number,
-                "started_at": outcome.started_at,
-                "duration_ms": outcome.duration_ms,
-                "status_code": outcome.status_code,
-                "outcome": outcome.label,
-                "error": error,
-                "response_body": outcome.response_body,
-            }
-        )
+        attempts.append(_attempt_row(tenant_id, message, outcome))
         endpoint = message.endpoint
         if outcome.succeeded:
             assert outcome.status_code is not None
@@ -410,16 +423,6 @@ async def _record(
                 "claimed_until": None,
             }
         )
-    if runtime.db.is_postgres and not (updates or recovered or retries or gone or failing):
-        # Every answer a success (the common case): one round trip.
-        await record_successes(
-            runtime.db,
-            tenant_id,
-            attempts,
-            [(i, number, code) for (number, code), ids in succeeded.items() for i in ids],
-            now,
-        )
-        return
     async with runtime.db.transaction(tenant_id=tenant_id) as session:
         if attempts:
             await session.execute(sa.insert(_ATTEMPTS), attempts)

@@ -6,6 +6,8 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import OrderedDict
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from email.utils import parsedate_to_datetime
@@ -99,6 +101,8 @@ class WebhookSender:
         # Waiting for a turn happens before the timeout starts: a busy process never times
         # out a message it has not sent yet.
         self._in_flight = asyncio.Semaphore(settings.webhook_send_concurrency)
+        # Messages waiting for a turn or holding one: how far sending lags behind planning.
+        self.queued = 0
 
     def _host(self, url: str) -> _Host:
         try:
@@ -150,14 +154,26 @@ class WebhookSender:
             return 0.0
         return max(0.05, reset - time.time())
 
-    async def send(self, url: str, headers: dict[str, str], body: bytes) -> Outcome:
+    async def fewer_queued_than(self, count: int, timeout: float) -> None:
+        """Returns once fewer than `count` messages are queued, or after `timeout` seconds."""
+        deadline = time.monotonic() + timeout
+        while self.queued >= count and time.monotonic() < deadline:
+            await asyncio.sleep(0.005)
+
+    @asynccontextmanager
+    async def turn(self, url: str) -> AsyncIterator[Turn]:
+        """One of the receiving host's turns, held for as long as the caller needs: the
+        caller keeps it from sending a message until its answer is recorded, so what a
+        killed worker had sent and not yet recorded is at most one message per turn."""
         host = self._host(url)
         host.busy += 1
+        self.queued += 1
         try:
             async with self._in_flight, host.turns:
-                return await self._send(host.client, url, headers, body)
+                yield Turn(self, host.client, url)
         finally:
             host.busy -= 1
+            self.queued -= 1
 
     async def _send(
         self, client: httpx.AsyncClient, url: str, headers: dict[str, str], body: bytes
@@ -217,6 +233,16 @@ class WebhookSender:
             error=error,
             retry_after=retry_after,
         )
+
+
+@dataclass(frozen=True, slots=True)
+class Turn:
+    sender: WebhookSender
+    client: httpx.AsyncClient
+    url: str
+
+    async def send(self, headers: dict[str, str], body: bytes) -> Outcome:
+        return await self.sender._send(self.client, self.url, headers, body)
 
 
 def _describe(exc: httpx.HTTPError) -> str:

@@ -284,6 +284,12 @@ async def run_worker(
         reporter: asyncio.Task[None] | None = None
         try:
             async with job_app.open_async():
+                # The connections its first jobs will want (webhook answers are recorded on
+                # several at once), so they are not opened while those jobs run.
+                settings = runtime.settings
+                await runtime.db.warm_up(
+                    min(concurrency + settings.webhook_concurrency_per_host, settings.db_pool_size)
+                )
                 if link is not None and link.dead_workers:
                     await _take_over(runtime, job_app, link.dead_workers)
                     link.dead_workers = []
