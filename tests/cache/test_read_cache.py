@@ -264,10 +264,12 @@ class TestRace:
         async def hammer() -> None:
             while not stop.is_set():
                 await raw_client.get(path, headers=headers)
-                # In-process, a cache hit never waits on I/O: without a pause four readers
-                # keep the one thread busy, and on SQLite the writer's connection threads
-                # then wait on the GIL for seconds while holding the write lock.
-                await asyncio.sleep(0.001)
+                # In-process, a cache hit never waits on I/O: with short pauses four readers
+                # keep the one thread busy, and on SQLite the writers' connection threads
+                # (aiosqlite runs each connection in a thread) then wait on the GIL while
+                # holding the write lock, until another writer's busy timeout (30 s) ends.
+                # Each reader still reads about a hundred times a second, across the writes.
+                await asyncio.sleep(0.01)
 
         readers = [asyncio.create_task(hammer()) for _ in range(4)]
         try:
