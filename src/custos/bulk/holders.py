@@ -14,7 +14,7 @@ from custos.bulk.schemas import FINISHED
 from custos.bulk.storage import Storage, storage_for
 from custos.models import BulkOperation, BulkOperationError
 from custos.privacy.holders import Context, Erased, Holder, Subject, register
-from custos.privacy.holders.builtin import mentions_any
+from custos.privacy.holders.builtin import scrub_mentions
 
 
 class BulkErrors(Holder):
@@ -27,21 +27,9 @@ class BulkErrors(Holder):
         return None  # reports about rows of files, not data about the person
 
     async def erase(self, ctx: Context) -> list[Erased]:
-        if not ctx.subject.identifiers:
-            return [Erased(self.name, "scrubbed", 0, ["reason"])]
-        rows = await ctx.session.scalars(
-            sa.select(BulkOperationError).where(
-                BulkOperationError.tenant_id == ctx.subject.tenant_id,
-                mentions_any(BulkOperationError.reason, ctx.subject.like_patterns()),
-            )
+        count = (
+            await scrub_mentions(ctx, BulkOperationError.reason) if ctx.subject.identifiers else 0
         )
-        count = 0
-        for row in rows:
-            cleaned = ctx.subject.scrub(row.reason)
-            if cleaned != row.reason:
-                row.reason = cleaned
-                count += 1
-        await ctx.session.flush()
         return [Erased(self.name, "scrubbed", count, ["reason"])]
 
 
@@ -89,8 +77,8 @@ def file_mentions(
             return _text_mentions(path, formats.detect_encoding(path), needles)
     except FileNotFoundError:
         return False
-    except (ValueError, OSError):
-        return True  # formats.FileRefused is a ValueError, as are decoding errors
+    except (formats.FileRefused, ValueError, OSError):
+        return True  # refused by the readers, or not decodable
 
 
 class BulkFiles(Holder):

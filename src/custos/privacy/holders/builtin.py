@@ -35,6 +35,27 @@ def mentions_any(column: Any, patterns: list[str]) -> sa.ColumnElement[bool]:
     return sa.or_(*(as_text.contains(p.lower(), autoescape=True) for p in patterns))
 
 
+async def scrub_mentions(ctx: Context, column: Any) -> int:
+    """Rewrite, in the subject's tenant, every value of a text column (an ORM attribute)
+    that mentions the subject, with their identifiers replaced; returns how many changed."""
+    model, name = column.class_, column.key
+    rows = await ctx.session.scalars(
+        sa.select(model).where(
+            model.tenant_id == ctx.subject.tenant_id,
+            mentions_any(column, ctx.subject.like_patterns()),
+        )
+    )
+    changed = 0
+    for row in rows:
+        before = getattr(row, name)
+        cleaned = ctx.subject.scrub(before)
+        if cleaned != before:
+            setattr(row, name, cleaned)
+            changed += 1
+    await ctx.session.flush()
+    return changed
+
+
 def _rows(objects: Any, columns: list[str]) -> list[dict[str, Any]]:
     return jsonable({c: getattr(o, c) for c in columns} for o in objects)
 
@@ -80,19 +101,7 @@ class Notes(Holder):
         reports = [Erased(self.name, "deleted", own.rowcount, ["body"])]  # type: ignore[attr-defined]
         # Notes on other records that mention the person: the mention goes, the note stays.
         if subject.identifiers:
-            others = await ctx.session.scalars(
-                sa.select(CustomerNote).where(
-                    CustomerNote.tenant_id == subject.tenant_id,
-                    mentions_any(CustomerNote.body, subject.like_patterns()),
-                )
-            )
-            scrubbed = 0
-            for note in others:
-                cleaned = subject.scrub(note.body)
-                if cleaned != note.body:
-                    note.body = cleaned
-                    scrubbed += 1
-            await ctx.session.flush()
+            scrubbed = await scrub_mentions(ctx, CustomerNote.body)
             reports.append(
                 Erased(self.name, "scrubbed", scrubbed, ["body"], "mentions on other records")
             )
