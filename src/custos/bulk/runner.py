@@ -49,6 +49,7 @@ from custos.feedback.repository import FeedbackRepository
 from custos.feedback.schemas import FeedbackCreate
 from custos.kit.context import RequestContext, request_context
 from custos.kit.gcpause import gc_paused
+from custos.kit.periodic import Periodic
 from custos.kit.time import utcnow
 from custos.models import BulkOperation, BulkOperationError, Customer, Feedback, Tenant
 from custos.runtime import Runtime
@@ -126,30 +127,24 @@ async def _renew(db: Database, op: BulkOperation, seconds: float) -> bool:
 @contextlib.asynccontextmanager
 async def _heartbeat(db: Database, op: BulkOperation, seconds: float) -> Any:
     """Renew the lease while slow steps run (loading a workbook, writing an export)."""
-    lost, done = asyncio.Event(), asyncio.Event()
+    lost = asyncio.Event()
 
     async def beat() -> None:
-        while True:
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(seconds / 3):
-                    await done.wait()
-            if done.is_set():
-                return
-            try:
-                if not await _renew(db, op, seconds):
-                    lost.set()
-                    return
-            except Exception:  # a missed beat is retried; the lease covers three
-                log.warning("bulk_lease_renewal_failed", operation_id=op.id)
+        if lost.is_set():
+            return  # another worker holds it now
+        try:
+            if not await _renew(db, op, seconds):
+                lost.set()
+        except Exception:  # a missed beat is retried; the lease covers three
+            log.warning("bulk_lease_renewal_failed", operation_id=op.id)
 
-    task = asyncio.create_task(beat())
+    # Stopped between renewals, never during one (kit/periodic.py says why).
+    renewals = Periodic("bulk-lease", seconds / 3, beat)
+    renewals.start()
     try:
         yield lost
     finally:
-        # A renewal under way finishes: cancelled mid-transaction, a SQLite connection can
-        # keep the write lock (kit/periodic.py).
-        done.set()
-        await task
+        await renewals.stop()
 
 
 async def run(runtime: Runtime, operation_id: str) -> str | None:

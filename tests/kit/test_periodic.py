@@ -1,0 +1,42 @@
+"""The background loop of the batch writers: stopping waits for a call under way."""
+
+from __future__ import annotations
+
+import asyncio
+
+from custos.kit.periodic import Periodic
+
+
+async def test_stop_lets_a_call_under_way_finish_and_makes_no_more() -> None:
+    started, finished, calls = asyncio.Event(), asyncio.Event(), []
+
+    async def flush() -> None:
+        calls.append(1)
+        started.set()
+        await asyncio.sleep(0.2)  # a transaction, say: cancelling it here is what must not happen
+        finished.set()
+
+    loop = Periodic("test", 0.01, flush)
+    loop.start()
+    await asyncio.wait_for(started.wait(), 5)
+    await loop.stop()
+    assert finished.is_set()
+    made = len(calls)
+    await asyncio.sleep(0.05)
+    assert len(calls) == made == 1
+
+
+async def test_a_stopped_loop_can_start_again() -> None:
+    calls: list[int] = []
+
+    async def flush() -> None:
+        calls.append(1)
+
+    loop = Periodic("test", 0.01, flush)
+    loop.start()
+    await loop.stop()
+    before = len(calls)
+    loop.start()
+    await asyncio.sleep(0.1)
+    await loop.stop()
+    assert len(calls) > before
