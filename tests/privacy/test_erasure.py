@@ -21,7 +21,14 @@ from custos.config import Settings
 from custos.feedback import dedup
 from custos.feedback.service import fingerprint
 from custos.kit.time import utcnow
-from custos.models import Customer, Event, Feedback, FeedbackBand, PrivacyRequest
+from custos.models import (
+    BulkOperationError,
+    Customer,
+    Event,
+    Feedback,
+    FeedbackBand,
+    PrivacyRequest,
+)
 from custos.privacy import erasure
 from custos.privacy.holders import registered
 from custos.runtime import Runtime
@@ -373,6 +380,18 @@ class TestEveryStore:
         assert started.status_code == 202, started.text
         imported = await run_to_end(runtime, client, tenant.admin_key, started.json()["id"])
         assert (imported["created"], imported["failed"]) == (1, 1), imported
+        # Reasons name the rule, not the row; one that quotes a value (a validator's own
+        # message, say) is scrubbed too.
+        async with runtime.db.transaction(tenant_id=tenant.id) as session:
+            session.add(
+                BulkOperationError(
+                    tenant_id=tenant.id,
+                    operation_id=imported["id"],
+                    row=9,
+                    field="email",
+                    reason=f"{person.email} is not deliverable",
+                )
+            )
         exports = []
         for fmt in ("csv", "xlsx"):
             exported = await client.post(
@@ -427,6 +446,34 @@ class TestEveryStore:
         assert bands == set(printed.bands)
         others = await client.get("/api/v1/customers", params={"q": "Someone Else"}, headers=admin)
         assert [c["email"] for c in others.json()["items"]] == ["someone.else@example.com"]
+
+    async def test_with_the_cache_store_down_the_erasure_completes_and_serves_no_copy(
+        self,
+        client: httpx.AsyncClient,
+        tenant: TenantHandle,
+        runtime: Runtime,
+        monkeypatch: pytest.MonkeyPatch,
+    ) -> None:
+        admin = bearer(tenant.admin_key)
+        made = await client.post(
+            "/api/v1/customers",
+            json={"full_name": "Cached Person", "email": "cached.person@example.com"},
+            headers=admin,
+        )
+        customer_id = made.json()["id"]
+        for _ in range(2):  # now cached
+            assert (await client.get(f"/api/v1/customers/{customer_id}", headers=admin)).is_success
+
+        async def store_down(*_args: object) -> None:
+            raise ConnectionError("cache store unreachable")
+
+        monkeypatch.setattr(runtime.read_cache, "erase", store_down)
+        request_id = await _erase_now(client, tenant, customer_id)
+        assert await erasure.run_due(runtime) >= 1
+
+        assert (await _request(runtime, tenant.id, request_id)).status == "completed"
+        gone = await client.get(f"/api/v1/customers/{customer_id}", headers=admin)
+        assert gone.status_code == 404
 
 
 class TestAnonymisation:
