@@ -41,6 +41,21 @@ async def make_customer(client: httpx.AsyncClient, tenant: TenantHandle, **field
     return str(response.json()["id"])
 
 
+async def failing_webhook(
+    client: httpx.AsyncClient,
+    tenant: TenantHandle,
+    receiver: Receiver,
+    run_jobs: RunJobs,
+    path: str,
+) -> dict[str, Any]:
+    """An endpoint whose receiver answers 500, and one customer change sent to it once."""
+    hook = await make_webhook(client, tenant, receiver.url + path)
+    receiver.script = lambda _r: Answer(500)
+    await make_customer(client, tenant)
+    await run_jobs()
+    return hook
+
+
 async def deliveries(runtime: Runtime, tenant_id: str, endpoint_id: str) -> list[WebhookDelivery]:
     async with runtime.db.transaction(tenant_id=tenant_id, write=False) as session:
         rows = await session.execute(
@@ -291,10 +306,7 @@ class TestRetries:
         runtime: Runtime,
     ) -> None:
         tenant = await factory.tenant()
-        hook = await make_webhook(client, tenant, f"{receiver.url}/down")
-        receiver.script = lambda _r: Answer(500)
-        await make_customer(client, tenant)
-        await run_jobs()
+        hook = await failing_webhook(client, tenant, receiver, run_jobs, "/down")
         [row] = await deliveries(runtime, tenant.id, hook["id"])
         for _ in runtime.settings.webhook_retry_schedule:
             await send_due(runtime, tenant.id, row.id)
@@ -409,10 +421,7 @@ class TestDisabling:
         runtime: Runtime,
     ) -> None:
         tenant = await factory.tenant()
-        hook = await make_webhook(client, tenant, f"{receiver.url}/dead")
-        receiver.script = lambda _r: Answer(500)
-        await make_customer(client, tenant)
-        await run_jobs()
+        hook = await failing_webhook(client, tenant, receiver, run_jobs, "/dead")
         read = await client.get(f"/api/v1/webhooks/{hook['id']}", headers=bearer(tenant.admin_key))
         assert read.json()["enabled"] is True
         assert read.json()["failing_since"] is not None
@@ -459,10 +468,7 @@ class TestDisabling:
         runtime: Runtime,
     ) -> None:
         tenant = await factory.tenant()
-        hook = await make_webhook(client, tenant, f"{receiver.url}/recovers")
-        receiver.script = lambda _r: Answer(500)
-        await make_customer(client, tenant)
-        await run_jobs()
+        hook = await failing_webhook(client, tenant, receiver, run_jobs, "/recovers")
         receiver.script = lambda _r: Answer(200)
         [row] = await deliveries(runtime, tenant.id, hook["id"])
         await send_due(runtime, tenant.id, row.id)
@@ -502,10 +508,7 @@ class TestHealth:
         runtime: Runtime,
     ) -> None:
         tenant = await factory.tenant()
-        hook = await make_webhook(client, tenant, f"{receiver.url}/backlog")
-        receiver.script = lambda _r: Answer(500)
-        await make_customer(client, tenant)
-        await run_jobs()
+        hook = await failing_webhook(client, tenant, receiver, run_jobs, "/backlog")
         [row] = await deliveries(runtime, tenant.id, hook["id"])
         await make_due(runtime, tenant.id, row.id)
         body = (await client.get("/health/detailed")).json()
