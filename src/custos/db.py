@@ -48,6 +48,8 @@ AfterCommitHook = Callable[[], Awaitable[None]]
 
 _BEFORE = "custos.before_commit"
 _AFTER = "custos.after_commit"
+# Releases this process's SQLite writer lock (once) when the transaction has committed.
+_RELEASE = "custos.release_writer"
 # The tenant a session's transaction is scoped to (None for system transactions).
 TENANT = "custos.tenant"
 _DATABASE = "custos.database"
@@ -147,6 +149,10 @@ class Database:
         self.read_cache: CacheInvalidator | None = None
         # Set by an in-process worker on SQLite: runs the jobs a transaction deferred.
         self.job_sink: JobSink | None = None
+        # SQLite has one writer at a time: this process's writers queue here, holding no
+        # pooled connection and polling no lock, and only the one in front takes the
+        # database's write lock (other processes, the CLI, still meet its busy timeout).
+        self._sqlite_writer = asyncio.Lock()
 
     async def dispose(self) -> None:
         await self.engine.dispose()
@@ -158,9 +164,19 @@ class Database:
         """A transaction scoped to one tenant, or (by name) to all of them with system=True."""
         if tenant_id is None and not system:
             raise ValueError("a transaction needs a tenant, or system=True")
+        serialised = write and not self.is_postgres
+        if serialised:
+            try:
+                async with asyncio.timeout(SQLITE_WRITER_WAIT_SECONDS):
+                    await self._sqlite_writer.acquire()
+            except TimeoutError:
+                raise DatabaseUnavailable() from None
         session = self.sessionmaker()
         session.info[_DATABASE] = self
         session.info[TENANT] = tenant_id
+        if serialised:
+            # Let go as soon as the database has committed: after-commit hooks may write.
+            session.info[_RELEASE] = _once(self._sqlite_writer.release)
         try:
             if self.is_postgres:
                 await session.execute(
@@ -179,6 +195,8 @@ class Database:
             raise
         finally:
             await session.close()
+            if serialised:
+                session.info[_RELEASE]()
 
     async def warm_up(self, connections: int) -> None:
         """Open `connections` pooled connections now, at once: a fresh worker process then
@@ -222,9 +240,24 @@ class Database:
                 raise DatabaseUnavailable() from None
 
 
+# As long as SQLite's own busy timeout: a writer waits this long for the ones before it.
+SQLITE_WRITER_WAIT_SECONDS = 30.0
+
 _ONE_ROUND_TRIP_PREFIX = (
     "SELECT set_config('app.tenant_id', %s, true), set_config('app.bypass_rls', 'off', true); "
 )
+
+
+def _once(call: Callable[[], None]) -> Callable[[], None]:
+    done = False
+
+    def run() -> None:
+        nonlocal done
+        if not done:
+            done = True
+            call()
+
+    return run
 
 
 @functools.lru_cache(maxsize=256)
@@ -255,6 +288,8 @@ async def commit(session: AsyncSession) -> None:
         for hook in before.values():
             await hook(session)
     await session.commit()
+    if release := session.info.get(_RELEASE):
+        release()
     after: list[AfterCommitHook] = session.info.pop(_AFTER, [])
     for after_hook in after:
         await after_hook()
