@@ -300,6 +300,34 @@ class TestHostileFiles:
         assert response.status_code == 422, response.text
         assert response.headers["content-type"] == "application/problem+json"
 
+    async def test_a_nul_character_fails_its_row_and_the_rest_is_imported(
+        self, client: httpx.AsyncClient, tenant: TenantHandle, runtime: Runtime
+    ) -> None:
+        """PostgreSQL stores no NUL: the row holding one is reported, not the whole file
+        lost (on SQLite too, so both backends keep the same data)."""
+        rows = [["email", "full_name"], ["nul@example.com", "Ann\x00Lee"], ["ok@example.com", "Bo"]]
+        nested = (
+            b'[{"email": "deep@example.com", "full_name": "Cy",'
+            b' "metadata": {"a": [{"b": "\\u0000"}]}},'
+            b' {"email": "fine@example.com", "full_name": "Di"}]'
+        )
+        for content, name, bad_row, field in (
+            (csv_bytes(rows), "nul.csv", "2", "full_name"),
+            (nested, "nul.json", "1", "metadata"),
+        ):
+            started = await start_import(client, tenant.admin_key, content, name=name)
+            assert started.status_code == 202, started.text
+            op = await run_to_end(runtime, client, tenant.admin_key, started.json()["id"])
+            assert (op["status"], op["created"], op["failed"]) == ("completed", 1, 1), op
+            report = await error_report(client, tenant.admin_key, started.json()["id"])
+            assert [(e["row"], e["field"]) for e in report] == [(bad_row, field)]
+            assert "NUL" in report[0]["reason"]
+        listed = await client.get("/api/v1/customers", headers=bearer(tenant.admin_key))
+        assert {c["email"] for c in listed.json()["items"]} == {
+            "ok@example.com",
+            "fine@example.com",
+        }
+
     async def test_encodings_delimiters_and_quoted_newlines(
         self, client: httpx.AsyncClient, tenant: TenantHandle, runtime: Runtime
     ) -> None:

@@ -69,6 +69,61 @@ class TestProblemDetails:
         assert body["type"] == "urn:custos:problem:validation-error"
         assert body["request_id"] == response.headers["x-request-id"]
 
+    async def test_the_nul_character_is_refused_wherever_it_comes(
+        self, client: httpx.AsyncClient, factory: Factory
+    ) -> None:
+        """PostgreSQL stores no NUL in text or JSON: a 422 before any write, on SQLite too."""
+        tenant = await factory.tenant()
+        headers = {**bearer(tenant.admin_key), "Content-Type": "application/json"}
+        created = await client.post(
+            "/api/v1/customers",
+            json={"full_name": "Ada", "email": "ada@example.com"},
+            headers=bearer(tenant.admin_key),
+        )
+        assert created.status_code == 201
+        customer_id = created.json()["id"]
+        refusals = [
+            await client.post(
+                "/api/v1/customers",
+                content=b'{"full_name": "A\\u0000B", "email": "nul@example.com"}',
+                headers=headers,
+            ),
+            await client.patch(
+                f"/api/v1/customers/{customer_id}",
+                content=b'{"metadata": {"deep": ["x\\u0000"]}}',
+                headers={**headers, "Content-Type": "application/merge-patch+json"},
+            ),
+            await client.get("/api/v1/customers?q=a%00b", headers=bearer(tenant.admin_key)),
+            await client.get("/api/v1/customers/cus_%00", headers=bearer(tenant.admin_key)),
+        ]
+        for response in refusals:
+            assert response.status_code == 422, response.text
+            assert response.headers["content-type"] == PROBLEM
+            assert "NUL" in response.json()["detail"]
+        listed = await client.get("/api/v1/customers", headers=bearer(tenant.admin_key))
+        assert [c["email"] for c in listed.json()["items"]] == ["ada@example.com"]
+        # An escaped backslash before u0000 is the text "\\u0000", which is stored as sent.
+        text = await client.post(
+            "/api/v1/customers",
+            content=b'{"full_name": "A\\\\u0000B", "email": "text@example.com"}',
+            headers=headers,
+        )
+        assert text.status_code == 201, text.text
+        assert text.json()["full_name"] == "A\\u0000B"
+
+    def test_the_nul_scanner_finds_an_escape_split_across_chunks(self) -> None:
+        from custos.kit.middleware import NulScanner
+
+        body = b'{"a": "' + b"x" * 100 + b'\\u0000"}'
+        for cut in range(len(body) + 1):
+            scanner = NulScanner()
+            assert scanner.found(body[:cut]) or scanner.found(body[cut:]), cut
+        escaped = b'{"a": "' + b"x" * 100 + b'\\\\u0000"}'
+        for cut in range(len(escaped) + 1):
+            scanner = NulScanner()
+            assert not scanner.found(escaped[:cut]), cut
+            assert not scanner.found(escaped[cut:]), cut
+
     async def test_validation_errors_never_echo_the_input(
         self, client: httpx.AsyncClient, factory: Factory
     ) -> None:

@@ -82,6 +82,23 @@ def _metadata(value: Any) -> dict[str, Any]:
     return parsed
 
 
+def _holds_nul(value: Any) -> bool:
+    if type(value) is str:
+        return "\x00" in value
+    pending = [value]  # nested JSON values, walked without recursion: depth is the sender's
+    while pending:
+        current = pending.pop()
+        if isinstance(current, str):
+            if "\x00" in current:
+                return True
+        elif isinstance(current, dict):
+            pending.extend(current)
+            pending.extend(current.values())
+        elif isinstance(current, list):
+            pending.extend(current)
+    return False
+
+
 _PLAIN, _TEXT, _ADDRESS, _EXTRA, _TAGS, _METADATA = range(6)
 _KINDS: dict[str, int] = {}
 
@@ -123,6 +140,9 @@ def shape(
     for field, value in defaults.items():
         if fields.get(field) is None and value not in (None, ""):
             fields[field] = value
+    for field, value in fields.items():
+        if _holds_nul(value):
+            raise RowProblem(field, "holds the NUL character (U+0000), which is not stored")
     item: dict[str, Any] = {}
     address: dict[str, Any] = {}
     extra: dict[str, Any] = {}

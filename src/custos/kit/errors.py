@@ -8,7 +8,7 @@ from typing import Any
 import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.exc import DataError, DBAPIError, InterfaceError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
@@ -150,7 +150,24 @@ async def _database_error(request: Request, exc: Exception) -> Response:
             "The database connection was lost; retry the request",
             headers={"Retry-After": "1"},
         )
+    if isinstance(exc, DataError) and _is_nul_refusal(exc):
+        # The middleware refuses NUL in JSON bodies, paths and queries; this is for the
+        # rest (a form field, say): the write was rolled back, and the client is told why.
+        return problem(
+            request,
+            422,
+            "validation-error",
+            "Unprocessable Content",
+            "The request holds the NUL character (U+0000), which Custos does not store",
+        )
     return await _unhandled(request, exc)
+
+
+def _is_nul_refusal(exc: DataError) -> bool:
+    # psycopg refuses NUL in text parameters before sending; PostgreSQL refuses \u0000 in
+    # JSON (SQLSTATE 22P05, untranslatable character).
+    text = str(exc.orig)
+    return "NUL" in text or getattr(exc.orig, "sqlstate", None) == "22P05"
 
 
 def install_error_handlers(app: FastAPI) -> None:
