@@ -6,6 +6,10 @@ strictness, `service.search_text` and `duplicates.email_key`. What differs is th
 a chunk's new records go in with one COPY into a temporary table and one
 `INSERT ... SELECT ... ON CONFLICT DO NOTHING` on PostgreSQL (an `INSERT OR IGNORE`
 executemany on SQLite), its events in one INSERT, and no audit row per record.
+
+Work is split so the runner can overlap it: `prepare` and `stage` are CPU only (validate,
+then build the new rows, their API payloads and their COPY lines); `write` is mostly the
+database's.
 """
 
 from __future__ import annotations
@@ -33,7 +37,7 @@ from custos.customer.service import EDITABLE, api_names, merge_patch, search_tex
 from custos.db import customers_changed
 from custos.event import service as event_log
 from custos.kit.gcpause import gc_paused
-from custos.kit.ids import new_ids
+from custos.kit.ids import IdRun
 from custos.kit.time import utcnow
 from custos.models import Customer
 
@@ -57,6 +61,10 @@ class Prepared:
     key: tuple[str, str] | None  # (match field, value) for update and upsert
     create: CustomerCreate | None = None
     patch: CustomerPatch | None = None
+    # Staged for a new record: its row, the API payload of its event, its COPY line.
+    values: dict[str, Any] | None = None
+    payload: dict[str, Any] | None = None
+    copy_line: str | None = None
 
 
 @dataclass
@@ -115,6 +123,8 @@ class CustomerImporter:
         match_on: MatchOn,
         mapping: dict[str, str],
         defaults: dict[str, Any],
+        *,
+        copy_lines: bool = False,
     ) -> None:
         self.actor = actor
         self.policy = policy
@@ -122,6 +132,7 @@ class CustomerImporter:
         self.match_on = match_on
         self.mapping = mapping
         self.defaults = defaults
+        self.copy_lines = copy_lines  # PostgreSQL: new rows go in by COPY
         # Keys taken by earlier rows of this file: a second row with one is a duplicate.
         self.seen: dict[str, dict[str, int]] = {"id": {}, "external_id": {}, "email": {}}
 
@@ -225,6 +236,17 @@ class CustomerImporter:
         row["search_text"] = search_text(cast(Customer, SimpleNamespace(**row)))
         return row
 
+    def stage(self, prepared: list[Prepared], ids: IdRun, now: datetime) -> None:
+        """Build what writing a new record takes, before its transaction: the runner stages
+        a chunk while the previous one is being written."""
+        creates = [p for p in prepared if p.create is not None and p.values is None]
+        for p, customer_id in zip(creates, ids.take(len(creates)), strict=True):
+            assert p.create is not None
+            p.values = self.new_row(p.create, customer_id, now)
+            p.payload = api_payload(p.values)
+            if self.copy_lines:
+                p.copy_line = copy_line(p.values)
+
     # -- per chunk, in the chunk's transaction ---------------------------------------------
 
     async def write(
@@ -232,10 +254,10 @@ class CustomerImporter:
     ) -> ChunkResult:
         result = ChunkResult()
         now = utcnow()
-        creates: list[tuple[Prepared, CustomerCreate]] = []
+        creates: list[Prepared] = []
         updates: list[tuple[Prepared, Customer]] = []
         if self.mode == ImportMode.create:
-            creates = [(p, p.create) for p in prepared if p.create is not None]
+            creates = [p for p in prepared if p.create is not None]
         else:
             found = await self._matches(session, [p.key for p in prepared if p.key])
             for p in prepared:
@@ -250,37 +272,34 @@ class CustomerImporter:
                 else:
                     try:
                         body = {k: v for k, v in p.item.items() if k != "id"}
-                        creates.append((p, CustomerCreate.model_validate(body)))
+                        p.create = CustomerCreate.model_validate(body)
+                        creates.append(p)
                     except ValidationError as exc:
                         result.errors.append(_at(p.row, _first_error(exc)))
         with gc_paused():
-            rows = [
-                self.new_row(body, cid, now)
-                for (_, body), cid in zip(creates, new_ids("cus", len(creates)), strict=True)
-            ]
+            self.stage(creates, IdRun("cus"), now)  # what the runner has not staged already
+        rows = [cast(dict[str, Any], p.values) for p in creates]
         if dry_run:
             result.created = len(rows)
             result.updated = len(updates)
-            result.sample = [api_payload(r) for r in rows[:10]]
+            result.sample = [cast(dict[str, Any], p.payload) for p in creates[:10]]
             return result
         if rows:
-            inserted = await self._insert(session, rows)
+            inserted = await self._insert(session, creates)
             with gc_paused():
                 event_log.emit_many(
                     session,
                     self.actor,
                     events.CUSTOMER_CREATED,
                     [
-                        ({"customer": api_payload(row)}, "customer", row["id"])
-                        for row in rows
+                        ({"customer": p.payload}, "customer", row["id"])
+                        for p, row in zip(creates, rows, strict=True)
                         if row["id"] in inserted
                     ],
                 )
             result.created += len(inserted)
             lost = [
-                (p, row)
-                for (p, _), row in zip(creates, rows, strict=True)
-                if row["id"] not in inserted
+                (p, row) for p, row in zip(creates, rows, strict=True) if row["id"] not in inserted
             ]
             result.errors.extend(await self._conflicts(session, lost))
         if updates:
@@ -308,10 +327,12 @@ class CustomerImporter:
                     found[(name, getattr(customer, name))] = customer
         return found
 
-    async def _insert(self, session: AsyncSession, rows: list[dict[str, Any]]) -> set[str]:
+    async def _insert(self, session: AsyncSession, creates: list[Prepared]) -> set[str]:
         """Insert, skipping rows a unique index refuses; returns the ids written."""
+        rows = [cast(dict[str, Any], p.values) for p in creates]
         if session.get_bind().dialect.name == "postgresql":
-            return await _copy_insert(session, rows)
+            lines = [p.copy_line or copy_line(row) for p, row in zip(creates, rows, strict=True)]
+            return await _copy_insert(session, lines)
         await session.execute(sa.insert(_CUSTOMERS).prefix_with("OR IGNORE"), rows)
         ids = [r["id"] for r in rows]
         written: set[str] = set()
@@ -506,10 +527,37 @@ def _as_row(customer: Customer) -> dict[str, Any]:
     return row
 
 
-_JSON_COLUMNS = {"address", "tags", "metadata"}
+_COPY_SPECIAL = str.maketrans({"\\": "\\\\", "\n": "\\n", "\r": "\\r", "\t": "\\t"})
 
 
-async def _copy_insert(session: AsyncSession, rows: list[dict[str, Any]]) -> set[str]:
+def _copy_text(text: str) -> str:
+    if "\\" in text or "\n" in text or "\r" in text or "\t" in text:
+        return text.translate(_COPY_SPECIAL)
+    return text
+
+
+def copy_line(row: dict[str, Any]) -> str:
+    """The row in COPY's text format, columns in table order; built with the rest of the
+    row's work rather than by the driver inside the transaction."""
+    fields = []
+    for name in _COLUMNS:
+        value = row[name]
+        if value is None:
+            fields.append("\\N")
+        elif type(value) is str:
+            fields.append(_copy_text(value))
+        elif type(value) is bool:
+            fields.append("t" if value else "f")
+        elif isinstance(value, int | Decimal):
+            fields.append(str(value))
+        elif isinstance(value, datetime):
+            fields.append(value.isoformat())
+        else:  # address, tags, metadata: JSON
+            fields.append(_copy_text(orjson.dumps(value).decode()))
+    return "\t".join(fields) + "\n"
+
+
+async def _copy_insert(session: AsyncSession, lines: list[str]) -> set[str]:
     """COPY into a temporary table (row-level security forbids COPY into `customers`), then
     one INSERT ... SELECT that skips what a unique index refuses; returns the ids written."""
     conn = await session.connection()
@@ -522,15 +570,7 @@ async def _copy_insert(session: AsyncSession, rows: list[dict[str, Any]]) -> set
         )
         await cur.execute(f"TRUNCATE {_STAGE}")
         async with cur.copy(f"COPY {_STAGE} ({columns}) FROM STDIN") as copy:
-            for row in rows:
-                await copy.write_row(
-                    [
-                        orjson.dumps(row[c]).decode()
-                        if c in _JSON_COLUMNS and row[c] is not None
-                        else row[c]
-                        for c in _COLUMNS
-                    ]
-                )
+            await copy.write("".join(lines).encode())
         await cur.execute(
             f"INSERT INTO customers ({columns}) SELECT {columns} FROM {_STAGE}"
             " ON CONFLICT DO NOTHING RETURNING id"

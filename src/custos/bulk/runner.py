@@ -5,6 +5,11 @@ committed) and counters are written in one transaction, and only while this work
 the lease: a worker killed mid-chunk leaves nothing of that chunk, and whoever takes the
 operation over next resumes after the checkpoint. Exports start over (the file is written
 aside and renamed into place only when complete).
+
+An import is a pipeline of two: while one chunk's transaction is with the database, the
+next chunk is read, validated and staged here, a slice of rows at a time with the event
+loop let in between. The database server and this process then work at once, and the
+chunks still commit one after another, in order.
 """
 
 from __future__ import annotations
@@ -15,7 +20,9 @@ import os
 import socket
 import uuid
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 from datetime import timedelta
+from itertools import islice
 from pathlib import Path
 from typing import Any, cast
 
@@ -49,6 +56,7 @@ from custos.feedback.repository import FeedbackRepository
 from custos.feedback.schemas import FeedbackCreate
 from custos.kit.context import RequestContext, request_context
 from custos.kit.gcpause import gc_paused
+from custos.kit.ids import IdRun
 from custos.kit.periodic import Periodic
 from custos.kit.time import utcnow
 from custos.models import BulkOperation, BulkOperationError, Customer, Feedback, Tenant
@@ -59,6 +67,10 @@ log = structlog.get_logger(__name__)
 WORKER_ID = f"{socket.gethostname()[:40]}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 _ERRORS = cast(sa.Table, BulkOperationError.__table__)
 _OPS = BulkOperation.__table__
+# Rows validated between two turns of the event loop while the previous chunk is written:
+# small enough that its statements wait little for their turn.
+_SLICE_ROWS = 50
+_AHEAD = 2  # chunks read and staged ahead of the one being written
 
 
 class LeaseLost(Exception):
@@ -306,6 +318,7 @@ def _processor(
             MatchOn(options.get("match_on", "auto")),
             dict(options.get("mapping", {})),
             dict(options.get("defaults", {})),
+            copy_lines=runtime.settings.is_postgres,
         )
     return FeedbackRows(
         actor, runtime.settings, dict(options.get("mapping", {})), dict(options.get("defaults", {}))
@@ -351,15 +364,97 @@ async def _run_import(
                     processor.remember(number, values)
         elif checkpoint:
             rows = (r for r in rows if r[0] > checkpoint)
-        for chunk in _chunks(rows, settings.bulk_chunk_rows):
+        await _pipeline(runtime, op, processor, rows, checkpoint, lost)
+
+
+async def _pipeline(
+    runtime: Runtime,
+    op: BulkOperation,
+    processor: CustomerImporter | FeedbackRows,
+    rows: Iterator[formats.Row],
+    checkpoint: int,
+    lost: asyncio.Event,
+) -> None:
+    """Read chunks here and commit them in a task of their own, in order, with up to
+    `_AHEAD` chunks read ahead of the one being written."""
+    ready: asyncio.Queue[_Chunk | None] = asyncio.Queue(maxsize=_AHEAD)
+    stop = False
+
+    async def commit_in_order() -> None:
+        nonlocal checkpoint
+        while (chunk := await ready.get()) is not None and not stop:
             if lost.is_set():
                 raise LeaseLost
             checkpoint = await _commit_chunk(runtime, op, processor, chunk, checkpoint)
+
+    committer = asyncio.create_task(commit_in_order())
+
+    async def hand_over(chunk: _Chunk | None) -> None:
+        put = asyncio.ensure_future(ready.put(chunk))
+        await asyncio.wait({put, committer}, return_when=asyncio.FIRST_COMPLETED)
+        if not put.done():  # the committer failed: its error ends the import
+            put.cancel()
+            await committer
+
+    try:
+        while chunk := await _read_chunk(processor, rows, runtime.settings.bulk_chunk_rows):
+            await hand_over(chunk)
+        await hand_over(None)
+        await committer
+    finally:
+        if not committer.done():  # reading failed: stop after the chunk being written
+            stop = True
+            if not ready.full():
+                ready.put_nowait(None)
+            await _settle(committer)
+
+
+async def _settle(task: asyncio.Task[None]) -> None:
+    """Let a chunk's transaction end on its own, as after any other failure: never cancel
+    it halfway (kit/periodic.py says why). If this wait is itself cancelled, the task
+    still ends by itself."""
+    task.add_done_callback(lambda t: t.cancelled() or t.exception())
+    with contextlib.suppress(BaseException):
+        await asyncio.shield(task)
 
 
 def _prepend(first: formats.Row, rest: Iterator[formats.Row]) -> Iterator[formats.Row]:
     yield first
     yield from rest
+
+
+@dataclass
+class _Chunk:
+    """A chunk of rows read, validated and staged: what its transaction writes."""
+
+    prepared: list[Prepared] = field(default_factory=list)
+    errors: list[RowError] = field(default_factory=list)
+    blank: int = 0
+    rows: int = 0
+    last: int = 0
+
+
+async def _read_chunk(
+    processor: CustomerImporter | FeedbackRows, rows: Iterator[formats.Row], size: int
+) -> _Chunk | None:
+    chunk = _Chunk()
+    ids, now = IdRun("cus"), utcnow()
+    # One pause for the whole chunk, not one per slice: each resume would collect.
+    with gc_paused():
+        while chunk.rows < size:
+            piece = list(islice(rows, min(_SLICE_ROWS, size - chunk.rows)))
+            if not piece:
+                break
+            prepared, errors, blank = split_rows(processor, piece)
+            if isinstance(processor, CustomerImporter):
+                processor.stage(prepared, ids, now)
+            chunk.prepared.extend(prepared)
+            chunk.errors.extend(errors)
+            chunk.blank += blank
+            chunk.rows += len(piece)
+            chunk.last = piece[-1][0]
+            await asyncio.sleep(0)  # the previous chunk's transaction goes on meanwhile
+    return chunk if chunk.rows else None
 
 
 def split_rows(
@@ -383,60 +478,56 @@ async def _commit_chunk(
     runtime: Runtime,
     op: BulkOperation,
     processor: CustomerImporter | FeedbackRows,
-    chunk: list[formats.Row],
+    chunk: _Chunk,
     checkpoint: int,
 ) -> int:
-    # One pause for the whole chunk: a collection after it, not one per step.
-    with gc_paused():
-        prepared, errors, blank = split_rows(processor, chunk)
-        last = chunk[-1][0]
-        created = updated = skipped = 0
-        async with runtime.db.transaction(tenant_id=op.tenant_id) as session:
-            if isinstance(processor, CustomerImporter):
-                result = await processor.write(session, prepared)
-                created, updated, skipped = result.created, result.updated, result.skipped
-                errors.extend(result.errors)
-            else:
-                done, more = await processor.write(session, prepared)
-                created = len(done.rows)
-                errors.extend(more)
-            if errors:
-                await session.execute(
-                    sa.insert(_ERRORS),
-                    [
-                        {
-                            "tenant_id": op.tenant_id,
-                            "operation_id": op.id,
-                            "row": e.row,
-                            "field": e.field[:100] if e.field else None,
-                            "reason": e.reason[:300],
-                        }
-                        for e in sorted(errors, key=lambda e: e.row)
-                    ],
-                )
-            moved = await session.execute(
-                sa.update(BulkOperation)
-                .where(
-                    BulkOperation.id == op.id,
-                    BulkOperation.lease_owner == WORKER_ID,
-                    BulkOperation.status == "running",
-                    BulkOperation.checkpoint == checkpoint,
-                )
-                .values(
-                    checkpoint=last,
-                    rows_processed=BulkOperation.rows_processed + len(chunk),
-                    created=BulkOperation.created + created,
-                    updated=BulkOperation.updated + updated,
-                    skipped=BulkOperation.skipped + skipped + blank,
-                    failed=BulkOperation.failed + len({e.row for e in errors}),
-                    lease_expires_at=utcnow()
-                    + timedelta(seconds=runtime.settings.bulk_lease_seconds),
-                    updated_at=utcnow(),
-                )
-                .execution_options(synchronize_session=False)
+    prepared, errors, blank, last = chunk.prepared, list(chunk.errors), chunk.blank, chunk.last
+    created = updated = skipped = 0
+    async with runtime.db.transaction(tenant_id=op.tenant_id) as session:
+        if isinstance(processor, CustomerImporter):
+            result = await processor.write(session, prepared)
+            created, updated, skipped = result.created, result.updated, result.skipped
+            errors.extend(result.errors)
+        else:
+            done, more = await processor.write(session, prepared)
+            created = len(done.rows)
+            errors.extend(more)
+        if errors:
+            await session.execute(
+                sa.insert(_ERRORS),
+                [
+                    {
+                        "tenant_id": op.tenant_id,
+                        "operation_id": op.id,
+                        "row": e.row,
+                        "field": e.field[:100] if e.field else None,
+                        "reason": e.reason[:300],
+                    }
+                    for e in sorted(errors, key=lambda e: e.row)
+                ],
             )
-            if moved.rowcount != 1:  # type: ignore[attr-defined]
-                raise LeaseLost  # rolls the whole chunk back
+        moved = await session.execute(
+            sa.update(BulkOperation)
+            .where(
+                BulkOperation.id == op.id,
+                BulkOperation.lease_owner == WORKER_ID,
+                BulkOperation.status == "running",
+                BulkOperation.checkpoint == checkpoint,
+            )
+            .values(
+                checkpoint=last,
+                rows_processed=BulkOperation.rows_processed + chunk.rows,
+                created=BulkOperation.created + created,
+                updated=BulkOperation.updated + updated,
+                skipped=BulkOperation.skipped + skipped + blank,
+                failed=BulkOperation.failed + len({e.row for e in errors}),
+                lease_expires_at=utcnow() + timedelta(seconds=runtime.settings.bulk_lease_seconds),
+                updated_at=utcnow(),
+            )
+            .execution_options(synchronize_session=False)
+        )
+        if moved.rowcount != 1:  # type: ignore[attr-defined]
+            raise LeaseLost  # rolls the whole chunk back
     return last
 
 

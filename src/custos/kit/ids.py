@@ -34,8 +34,21 @@ def is_valid_id(value: str, prefix: str) -> bool:
     return sep == "_" and head == prefix and bool(_ULID_RE.match(tail))
 
 
+class IdRun:
+    """Ids in increasing order (one random start, then +1 each), handed out in as many
+    takes as needed, so rows written together keep their input order when sorted by id,
+    as a bulk import needs."""
+
+    def __init__(self, prefix: str) -> None:
+        self.prefix = prefix
+        # The top random bit clear: a run of any realistic length cannot carry into the time.
+        self.next = (int(time.time() * 1000) << 80) | (int.from_bytes(os.urandom(10), "big") >> 1)
+
+    def take(self, count: int) -> list[str]:
+        start, self.next = self.next, self.next + count
+        return [f"{self.prefix}_{_encode(value)}" for value in range(start, start + count)]
+
+
 def new_ids(prefix: str, count: int) -> list[str]:
-    """`count` ids in increasing order (one random start, then +1 each), so rows written
-    together keep their input order when sorted by id, as a bulk import needs."""
-    value = (int(time.time() * 1000) << 80) | (int.from_bytes(os.urandom(10), "big") >> 1)
-    return [f"{prefix}_{_encode(value + offset)}" for offset in range(count)]
+    """`count` ids in increasing order: see IdRun."""
+    return IdRun(prefix).take(count)
