@@ -185,6 +185,18 @@ class TestImportWithBadRows:
         assert [c["email"] for c in got] == [i["email"] for i in items]
         assert {k: got[0][k] for k in tricky} == tricky
         assert {k: v for k, v in got[0]["address"].items() if v} == address
+        # Over 200 events: on PostgreSQL they are written through COPY, in order.
+        async with runtime.db.transaction(tenant_id=tenant.id, write=False) as session:
+            written = (
+                await session.execute(
+                    sa.select(Event.payload)
+                    .where(Event.tenant_id == tenant.id, Event.type == "customer.created")
+                    .order_by(Event.seq)
+                )
+            ).scalars()
+            payloads = [p["customer"] for p in written]
+        assert [p["email"] for p in payloads] == [i["email"] for i in items]
+        assert payloads[0] == got[0]
 
 
 class TestModes:

@@ -40,3 +40,19 @@ async def test_a_stopped_loop_can_start_again() -> None:
     await asyncio.sleep(0.1)
     await loop.stop()
     assert len(calls) > before
+
+
+def test_full_collections_are_deferred_while_any_holder_is_inside() -> None:
+    import gc
+
+    from custos.kit.gcpause import full_collections_deferred
+
+    before = gc.get_threshold()
+    with full_collections_deferred():
+        deferred = gc.get_threshold()
+        with full_collections_deferred():
+            assert gc.get_threshold() == deferred
+        assert gc.get_threshold() == deferred  # an overlapping holder is still inside
+    assert gc.get_threshold() == before
+    assert deferred[:2] == before[:2]
+    assert deferred[2] > 10**9

@@ -20,7 +20,6 @@ from decimal import Decimal
 from types import SimpleNamespace
 from typing import Any, cast
 
-import orjson
 import sqlalchemy as sa
 from pydantic import ValidationError
 from sqlalchemy.exc import IntegrityError
@@ -36,6 +35,7 @@ from custos.customer.schemas import CustomerCreate, CustomerPatch, check_metadat
 from custos.customer.service import EDITABLE, api_names, merge_patch, search_text
 from custos.db import customers_changed
 from custos.event import service as event_log
+from custos.kit import pgcopy
 from custos.kit.gcpause import gc_paused
 from custos.kit.ids import IdRun
 from custos.kit.time import utcnow
@@ -61,10 +61,11 @@ class Prepared:
     key: tuple[str, str] | None  # (match field, value) for update and upsert
     create: CustomerCreate | None = None
     patch: CustomerPatch | None = None
-    # Staged for a new record: its row, the API payload of its event, its COPY line.
+    # Staged for a new record: its row, its event's payload, their COPY text.
     values: dict[str, Any] | None = None
     payload: dict[str, Any] | None = None
     copy_line: str | None = None
+    payload_text: str | None = None
 
 
 @dataclass
@@ -222,7 +223,7 @@ class CustomerImporter:
             "tags": body.tags,
             "metadata": body.metadata,
             "order_count": 0,
-            "total_order_value": Decimal("0"),
+            "total_order_value": Decimal("0.00"),  # as the column (scale 2) gives it back
             "currency": None,
             "complaint_count": 0,
             "last_order_at": None,
@@ -243,9 +244,10 @@ class CustomerImporter:
         for p, customer_id in zip(creates, ids.take(len(creates)), strict=True):
             assert p.create is not None
             p.values = self.new_row(p.create, customer_id, now)
-            p.payload = api_payload(p.values)
+            p.payload = {"customer": api_payload(p.values)}
             if self.copy_lines:
                 p.copy_line = copy_line(p.values)
+                p.payload_text = pgcopy.field(p.payload)
 
     # -- per chunk, in the chunk's transaction ---------------------------------------------
 
@@ -282,20 +284,24 @@ class CustomerImporter:
         if dry_run:
             result.created = len(rows)
             result.updated = len(updates)
-            result.sample = [cast(dict[str, Any], p.payload) for p in creates[:10]]
+            result.sample = [cast(dict[str, Any], p.payload)["customer"] for p in creates[:10]]
             return result
         if rows:
             inserted = await self._insert(session, creates)
             with gc_paused():
+                written = [
+                    (p, row) for p, row in zip(creates, rows, strict=True) if row["id"] in inserted
+                ]
+                texts = [p.payload_text for p, _ in written]
                 event_log.emit_many(
                     session,
                     self.actor,
                     events.CUSTOMER_CREATED,
                     [
-                        ({"customer": p.payload}, "customer", row["id"])
-                        for p, row in zip(creates, rows, strict=True)
-                        if row["id"] in inserted
+                        (cast(dict[str, Any], p.payload), "customer", row["id"])
+                        for p, row in written
                     ],
+                    payload_texts=None if None in texts else cast(list[str], texts),
                 )
             result.created += len(inserted)
             lost = [
@@ -527,52 +533,25 @@ def _as_row(customer: Customer) -> dict[str, Any]:
     return row
 
 
-_COPY_SPECIAL = str.maketrans({"\\": "\\\\", "\n": "\\n", "\r": "\\r", "\t": "\\t"})
-
-
-def _copy_text(text: str) -> str:
-    if "\\" in text or "\n" in text or "\r" in text or "\t" in text:
-        return text.translate(_COPY_SPECIAL)
-    return text
-
-
 def copy_line(row: dict[str, Any]) -> str:
-    """The row in COPY's text format, columns in table order; built with the rest of the
-    row's work rather than by the driver inside the transaction."""
-    fields = []
-    for name in _COLUMNS:
-        value = row[name]
-        if value is None:
-            fields.append("\\N")
-        elif type(value) is str:
-            fields.append(_copy_text(value))
-        elif type(value) is bool:
-            fields.append("t" if value else "f")
-        elif isinstance(value, int | Decimal):
-            fields.append(str(value))
-        elif isinstance(value, datetime):
-            fields.append(value.isoformat())
-        else:  # address, tags, metadata: JSON
-            fields.append(_copy_text(orjson.dumps(value).decode()))
-    return "\t".join(fields) + "\n"
+    """The row in COPY's text format, columns in table order."""
+    return pgcopy.line([row[name] for name in _COLUMNS])
 
 
 async def _copy_insert(session: AsyncSession, lines: list[str]) -> set[str]:
-    """COPY into a temporary table (row-level security forbids COPY into `customers`), then
-    one INSERT ... SELECT that skips what a unique index refuses; returns the ids written."""
-    conn = await session.connection()
-    raw = await conn.get_raw_connection()
-    driver: Any = raw.driver_connection
+    """Insert through a staging table (kit/pgcopy.py), skipping what a unique index
+    refuses; returns the ids written."""
     columns = ", ".join(f'"{c}"' for c in _COLUMNS)
-    async with driver.cursor() as cur:
-        await cur.execute(
-            f"CREATE TEMP TABLE IF NOT EXISTS {_STAGE} (LIKE customers) ON COMMIT DELETE ROWS"
-        )
-        await cur.execute(f"TRUNCATE {_STAGE}")
-        async with cur.copy(f"COPY {_STAGE} ({columns}) FROM STDIN") as copy:
-            await copy.write("".join(lines).encode())
-        await cur.execute(
-            f"INSERT INTO customers ({columns}) SELECT {columns} FROM {_STAGE}"
+    written = await pgcopy.insert_through_stage(
+        session,
+        stage=_STAGE,
+        definition="(LIKE customers)",
+        columns=columns,
+        lines=lines,
+        insert=(
+            f"WITH staged AS (DELETE FROM {_STAGE} RETURNING *)"
+            f" INSERT INTO customers ({columns}) SELECT {columns} FROM staged"
             " ON CONFLICT DO NOTHING RETURNING id"
-        )
-        return {row[0] for row in await cur.fetchall()}
+        ),
+    )
+    return {row[0] for row in written}

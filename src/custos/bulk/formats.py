@@ -300,6 +300,12 @@ def cell_text(value: Any) -> Any:
 
 
 def read_xlsx(path: Path, max_uncompressed: int) -> tuple[list[str], Iterator[Row]]:
+    headers, rows, _ = _open_xlsx(path, max_uncompressed)
+    return headers, rows
+
+
+def _open_xlsx(path: Path, max_uncompressed: int) -> tuple[list[str], Iterator[Row], int]:
+    """The headers, the data rows and how many there are (blank ones included)."""
     check_xlsx(path, max_uncompressed)
     try:
         workbook = python_calamine.CalamineWorkbook.from_path(str(path))
@@ -314,13 +320,14 @@ def read_xlsx(path: Path, max_uncompressed: int) -> tuple[list[str], Iterator[Ro
 
     def rows() -> Iterator[Row]:
         for number, cells in enumerate(iterator, start=2):
-            values = [cell_text(c) for c in cells]
+            # Most cells are text: cell_text only for the others.
+            values = [c if type(c) is str else cell_text(c) for c in cells]
             if not any(v not in ("", None) for v in values):
                 yield number, {}
             else:
                 yield number, dict(zip(headers, values, strict=False))
 
-    return headers, rows()
+    return headers, rows(), sheet.height - 1
 
 
 # -- one entry point -------------------------------------------------------------------------
@@ -357,6 +364,24 @@ def open_rows(path: Path, inspection: Inspection, max_uncompressed: int) -> Iter
     if fmt == FileFormat.json:
         return read_json(path)[1]
     return read_ndjson(path, encoding)[1]
+
+
+def read(path: Path, fmt: FileFormat, max_uncompressed: int) -> tuple[Inspection, Iterator[Row]]:
+    """inspect() and open_rows() in one, reading a workbook once instead of twice."""
+    if fmt == FileFormat.xlsx:
+        headers, rows, _ = _open_xlsx(path, max_uncompressed)
+        return Inspection(format=fmt, encoding=None, delimiter=None, headers=headers), rows
+    inspection = inspect(path, fmt, max_uncompressed)
+    return inspection, open_rows(path, inspection, max_uncompressed)
+
+
+def survey(path: Path, fmt: FileFormat, max_uncompressed: int) -> tuple[Inspection, int]:
+    """inspect() and count_rows() in one, reading a workbook once instead of twice."""
+    if fmt == FileFormat.xlsx:
+        headers, _, total = _open_xlsx(path, max_uncompressed)
+        return Inspection(format=fmt, encoding=None, delimiter=None, headers=headers), total
+    inspection = inspect(path, fmt, max_uncompressed)
+    return inspection, count_rows(path, inspection, max_uncompressed)
 
 
 def count_rows(path: Path, inspection: Inspection, max_uncompressed: int) -> int:

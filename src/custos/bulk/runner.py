@@ -55,7 +55,7 @@ from custos.feedback import service as feedback_service
 from custos.feedback.repository import FeedbackRepository
 from custos.feedback.schemas import FeedbackCreate
 from custos.kit.context import RequestContext, request_context
-from custos.kit.gcpause import gc_paused
+from custos.kit.gcpause import full_collections_deferred, gc_paused
 from custos.kit.ids import IdRun
 from custos.kit.periodic import Periodic
 from custos.kit.time import utcnow
@@ -364,7 +364,8 @@ async def _run_import(
                     processor.remember(number, values)
         elif checkpoint:
             rows = (r for r in rows if r[0] > checkpoint)
-        await _pipeline(runtime, op, processor, rows, checkpoint, lost)
+        with full_collections_deferred():
+            await _pipeline(runtime, op, processor, rows, checkpoint, lost)
 
 
 async def _pipeline(

@@ -123,8 +123,7 @@ def inspect_upload(
 ) -> tuple[formats.Inspection, int]:
     """Refuse what cannot be imported before anything is stored: unreadable files, too
     many rows."""
-    inspection = formats.inspect(path, fmt, settings.bulk_max_uncompressed_bytes)
-    total = formats.count_rows(path, inspection, settings.bulk_max_uncompressed_bytes)
+    inspection, total = formats.survey(path, fmt, settings.bulk_max_uncompressed_bytes)
     if total > settings.bulk_max_rows:
         raise PayloadTooLarge(
             f"The file has {total} rows; at most {settings.bulk_max_rows} are imported at once"

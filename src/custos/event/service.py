@@ -24,6 +24,7 @@ from custos.event.repository import EventRepository
 from custos.event.schemas import EventTrigger
 from custos.events import CATALOGUE, EventType
 from custos.exceptions import InvalidInput, NotFound
+from custos.kit import pgcopy
 from custos.kit.context import request_context
 from custos.kit.ids import new_id, new_ids
 from custos.kit.time import utcnow
@@ -74,9 +75,13 @@ def emit_many(
     actor: Principal,
     event_type: EventType,
     items: list[tuple[dict[str, Any], str, str]],
+    *,
+    payload_texts: list[str] | None = None,
 ) -> None:
     """Queue one event per (payload, subject_type, subject_id), as emit() would, with their
-    ids made together (in order) and one timestamp: a bulk write's events."""
+    ids made together (in order) and one timestamp: a bulk write's events. A caller that
+    built each payload's COPY text already (`pgcopy.field`, off the transaction's path)
+    passes them in `payload_texts`."""
     if not items:
         return
     now = utcnow()
@@ -90,7 +95,7 @@ def emit_many(
         "request_id": request_context.get().request_id,
         "test": False,
     }
-    session.info.setdefault(_PENDING, []).extend(
+    events = [
         {
             "id": event_id,
             **common,
@@ -101,7 +106,11 @@ def emit_many(
         for event_id, (payload, subject_type, subject_id) in zip(
             new_ids("evt", len(items)), items, strict=True
         )
-    )
+    ]
+    if payload_texts is not None:
+        for event, text in zip(events, payload_texts, strict=True):
+            event[_PAYLOAD_TEXT] = text
+    session.info.setdefault(_PENDING, []).extend(events)
     on_before_commit(session, "events", _write_pending)
 
 
@@ -147,15 +156,67 @@ async def _write_pending(session: AsyncSession) -> None:
         return
     # Inserted in queue order, so `seq` follows it.
     if session.get_bind().dialect.name == "postgresql":
-        # One statement whatever the count: a bulk import queues thousands at once.
-        await session.execute(_INSERT_EVENTS, {"events": _as_json(pending)})
+        if len(pending) >= _COPY_FROM:  # a bulk write's: through COPY (kit/pgcopy.py)
+            await pgcopy.insert_through_stage(
+                session,
+                stage="events_stage",
+                definition=_STAGE_DEFINITION,
+                columns=f"n, {_COLUMNS}",
+                lines=[_copy_line(n, event) for n, event in enumerate(pending)],
+                insert=(
+                    "WITH staged AS (DELETE FROM events_stage RETURNING *)"
+                    f" INSERT INTO events ({_COLUMNS}) SELECT {_COLUMNS} FROM staged ORDER BY n"
+                ),
+            )
+        else:  # one statement, one round trip
+            await session.execute(_INSERT_EVENTS, {"events": _as_json(_plain(pending))})
     else:
-        await session.execute(sa.insert(_EVENTS), pending)
+        await session.execute(sa.insert(_EVENTS), _plain(pending))
     by_tenant: dict[str, list[str]] = {}
     for event in pending:
         by_tenant.setdefault(event["tenant_id"], []).append(event["id"])
     for tenant, ids in by_tenant.items():
         defer_request(session, dispatch_job(tenant, ids))
+
+
+_NAMES = (
+    "id",
+    "tenant_id",
+    "type",
+    "schema_version",
+    "occurred_at",
+    "actor_type",
+    "actor_id",
+    "subject_type",
+    "subject_id",
+    "request_id",
+    "payload",
+    "test",
+)
+_COLUMNS = ", ".join(_NAMES)
+_STAGE_DEFINITION = (
+    "(n integer, id text, tenant_id text, type text, schema_version smallint,"
+    " occurred_at timestamptz, actor_type text, actor_id text, subject_type text,"
+    " subject_id text, request_id text, payload jsonb, test boolean)"
+)
+# From this many events, COPY's three round trips cost less than one big statement.
+_COPY_FROM = 200
+_PAYLOAD_TEXT = "payload_copy_text"
+
+
+def _copy_line(n: int, event: dict[str, Any]) -> str:
+    values = [pgcopy.field(event[name]) for name in _NAMES[:-2]]
+    payload = event.get(_PAYLOAD_TEXT)
+    values.append(payload if payload is not None else pgcopy.field(event["payload"]))
+    values.append("t" if event["test"] else "f")
+    return f"{n}\t" + "\t".join(values) + "\n"
+
+
+def _plain(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The events without their COPY text, for the other ways of writing them."""
+    if not any(_PAYLOAD_TEXT in e for e in events):
+        return events
+    return [{k: v for k, v in e.items() if k != _PAYLOAD_TEXT} for e in events]
 
 
 # PostgreSQL: the events as one JSON array, unpacked in order by the server. Arrays of

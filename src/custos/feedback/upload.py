@@ -21,8 +21,8 @@ from custos.feedback.schemas import IngestResult, ItemError
 async def ingest_file(
     session: AsyncSession, actor: Principal, settings: Settings, path: Path, fmt: formats.FileFormat
 ) -> IngestResult:
-    inspection = formats.inspect(path, fmt, settings.bulk_max_uncompressed_bytes)
-    rows = list(formats.open_rows(path, inspection, settings.bulk_max_uncompressed_bytes))
+    inspection, reader = formats.read(path, fmt, settings.bulk_max_uncompressed_bytes)
+    rows = list(reader)
     if len(rows) > settings.feedback_upload_max_rows:
         raise PayloadTooLarge(
             f"The file has {len(rows)} rows; upload at most {settings.feedback_upload_max_rows}"
