@@ -4,10 +4,13 @@ import json
 
 import httpx
 import pytest
+import sqlalchemy as sa
 from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
 
 from custos.config import Settings
 from custos.feedback import dedup
+from custos.models import FeedbackBand, Tenant
+from custos.runtime import Runtime
 from tests.bulk.helpers import csv_bytes, xlsx_bytes
 from tests.factories import Factory, TenantHandle, bearer
 
@@ -203,6 +206,49 @@ class TestDuplicates:
         assert all(keys(a, "cus_1") & keys(b, "cus_1") for a, b in near)
         assert not any(keys(a, "cus_1") & keys(b, "cus_2") for a, b in near)
         assert not any(keys(a, "cus_1") & keys(a, None) for a, _ in near)
+
+
+class TestBandIndex:
+    async def test_band_rows_go_with_their_item_whatever_deletes_it(
+        self, client: httpx.AsyncClient, tenant: TenantHandle, runtime: Runtime
+    ) -> None:
+        """On PostgreSQL a statement trigger deletes them (no foreign keys there), on
+        SQLite the foreign keys' cascade: from a customer's hard delete, from the tenant's."""
+        customer = await _customer(client, tenant)
+        texts = ["The parcel was late again", "Checkout page froze twice", "Lovely staff"]
+        for text in texts:
+            response = await client.post(
+                BASE,
+                json={"customer_id": customer, "content": text},
+                headers=bearer(tenant.admin_key),
+            )
+            assert response.status_code == 201
+        anonymous = await client.post(
+            BASE, json={"content": "Nobody in particular"}, headers=bearer(tenant.admin_key)
+        )
+
+        async def band_rows() -> dict[str, int]:
+            async with runtime.db.transaction(system=True, write=False) as session:
+                rows = await session.execute(
+                    sa.select(FeedbackBand.feedback_id, sa.func.count())
+                    .where(FeedbackBand.tenant_id == tenant.id)
+                    .group_by(FeedbackBand.feedback_id)
+                )
+                return dict(rows.all())  # type: ignore[arg-type]
+
+        before = await band_rows()
+        assert len(before) == 4
+        assert all(count >= 1 for count in before.values())
+        deleted = await client.delete(
+            f"/api/v1/customers/{customer}",
+            params={"hard_delete": "true"},
+            headers=bearer(tenant.admin_key),
+        )
+        assert deleted.status_code == 204, deleted.text
+        assert set(await band_rows()) == {anonymous.json()["id"]}
+        async with runtime.db.transaction(system=True) as session:
+            await session.execute(sa.delete(Tenant).where(Tenant.id == tenant.id))
+        assert await band_rows() == {}
 
 
 class TestSentiment:

@@ -12,6 +12,10 @@ full one), give BANDS band keys per item; each bin agrees between two texts with
 probability ~ their Jaccard similarity J, so they share a key with probability
 1 - (1 - J^ROWS)^BANDS (0.988 at J = 0.7, 0.9998 at 0.8; 0.0016 at 0.1). The keys are
 stored (`feedback_bands`) and looked up by index. See docs/decisions/0060.
+
+A candidate must share at least MIN_SHARED_BANDS keys with the item: P = 0.925 at
+J = 0.7, 0.981 at 0.75, 0.9985 at 0.8, and unrelated texts that share one key by chance
+(most of them) are never fetched. See docs/decisions/0063.
 """
 
 from __future__ import annotations
@@ -67,6 +71,7 @@ def sketch(normalised: str) -> tuple[int, ...]:
 
 BANDS = 16
 ROWS = 4
+MIN_SHARED_BANDS = 2
 _BINS = BANDS * ROWS
 
 

@@ -52,13 +52,24 @@ class FeedbackRepository:
         )
         return set((await self.session.execute(stmt)).scalars())
 
+    async def band_hits(self, bands: Collection[int]) -> dict[str, list[int]]:
+        """Which of these band keys each earlier item of the tenant has (any age: the
+        window is applied to the rows)."""
+        shared: dict[str, list[int]] = {}
+        by_band = sa.select(FeedbackBand.feedback_id, FeedbackBand.band).where(
+            FeedbackBand.tenant_id == self.tenant_id
+        )
+        for values in self._lists(FeedbackBand.band, list(bands), sa.BigInteger):
+            for feedback_id, band in (await self.session.execute(by_band.where(values))).all():
+                shared.setdefault(feedback_id, []).append(band)
+        return shared
+
     async def candidates(
-        self, hashes: Collection[str], bands: Collection[int], since: datetime
-    ) -> tuple[list[sa.Row[Any]], dict[str, list[int]]]:
-        """What duplicate detection compares against: the window's feedback with one of
-        these content hashes (exact) or sharing one of these band keys (near), most recent
-        first, and which of the keys each shares. Band keys are scoped to a customer;
-        hashes are not (the caller checks the customer)."""
+        self, ids: Collection[str], hashes: Collection[str], since: datetime
+    ) -> list[sa.Row[Any]]:
+        """What duplicate detection compares against: the window's feedback among these
+        ids (near: found by band keys) or with one of these content hashes (exact), most
+        recent first. Hashes are not scoped to a customer (the caller checks it)."""
         columns = (
             Feedback.id,
             Feedback.customer_id,
@@ -68,25 +79,17 @@ class FeedbackRepository:
             Feedback.received_at,
         )
         in_window = (Feedback.tenant_id == self.tenant_id, Feedback.received_at >= since)
-        # Two steps, each on one table's index: a join over a long key list would depend
-        # on statistics a freshly written table does not have yet.
-        shared: dict[str, list[int]] = {}
-        by_band = sa.select(FeedbackBand.feedback_id, FeedbackBand.band).where(
-            FeedbackBand.tenant_id == self.tenant_id
-        )
-        for values in self._lists(FeedbackBand.band, list(bands), sa.BigInteger):
-            for feedback_id, band in (await self.session.execute(by_band.where(values))).all():
-                shared.setdefault(feedback_id, []).append(band)
+        # Two steps (band_hits, then this), each on one table's index: a join over a long
+        # key list would depend on statistics a freshly written table does not have yet.
         found: dict[str, sa.Row[Any]] = {}
         for column, keys, kind in (
-            (Feedback.id, list(shared), sa.String),
+            (Feedback.id, list(ids), sa.String),
             (Feedback.content_hash, list(hashes), sa.String),
         ):
             for values in self._lists(column, keys, kind):
                 stmt = sa.select(*columns).where(*in_window, values)
                 found.update((row.id, row) for row in (await self.session.execute(stmt)).all())
-        ordered = sorted(found.values(), key=lambda row: row.received_at, reverse=True)
-        return ordered, shared
+        return sorted(found.values(), key=lambda row: row.received_at, reverse=True)
 
     def _lists(self, column: Any, values: list[Any], kind: Any) -> Iterator[sa.ColumnElement[bool]]:
         """`column` among `values`: one array parameter on PostgreSQL (a long IN list costs
@@ -94,6 +97,14 @@ class FeedbackRepository:
         if not values:
             return
         if self.session.get_bind().dialect.name == "postgresql":
+            if kind is sa.BigInteger:
+                # Thousands of band keys: joined in C and split by the server, where the
+                # driver would write an array literal value by value in Python.
+                text = ",".join(map(str, values))
+                yield column == sa.any_(
+                    sa.cast(sa.func.string_to_array(sa.bindparam(None, text), ","), ARRAY(kind))
+                )
+                return
             yield column == sa.any_(
                 sa.cast(sa.bindparam(None, values, type_=ARRAY(kind)), ARRAY(kind))
             )

@@ -95,8 +95,10 @@ class DuplicateIndex:
     threshold: float
     by_band: dict[int, list[Candidate]] = field(default_factory=dict)
     by_hash: dict[tuple[str | None, str], list[Candidate]] = field(default_factory=dict)
+    by_id: dict[str, Candidate] = field(default_factory=dict)
 
     def add(self, candidate: Candidate, bands: Iterable[int]) -> None:
+        self.by_id[candidate.id] = candidate
         for band in bands:
             self.by_band.setdefault(band, []).append(candidate)
         self.by_hash.setdefault((candidate.customer_id, candidate.content_hash), []).append(
@@ -120,21 +122,23 @@ class DuplicateIndex:
         # Sketches of texts this similar share most of their minima: a set intersection
         # rules out the rest before the estimate is computed.
         needed = self.threshold * min(len(minima), dedup.K) * 0.75
-        seen: set[str] = set()
+        shared: dict[str, int] = {}
         for band in bands:
             for earlier in self.by_band.get(band, ()):
-                if earlier.id in seen:
-                    continue
-                seen.add(earlier.id)
-                if earlier.customer_id != customer_id:
-                    continue
-                if len(minima & earlier.minima) < needed:
-                    continue
-                if abs(earlier.received_at - received_at) > self.window:
-                    continue
-                score = dedup.similarity(earlier.sketch, sketch)
-                if score >= self.threshold and (best is None or score > best[2]):
-                    best = (earlier.original_id, "near", round(score, 4))
+                shared[earlier.id] = shared.get(earlier.id, 0) + 1
+        for earlier_id, count in shared.items():
+            if count < dedup.MIN_SHARED_BANDS:
+                continue
+            earlier = self.by_id[earlier_id]
+            if earlier.customer_id != customer_id:
+                continue
+            if len(minima & earlier.minima) < needed:
+                continue
+            if abs(earlier.received_at - received_at) > self.window:
+                continue
+            score = dedup.similarity(earlier.sketch, sketch)
+            if score >= self.threshold and (best is None or score > best[2]):
+                best = (earlier.original_id, "near", round(score, 4))
         return best
 
 
@@ -171,24 +175,44 @@ async def duplicate_index(
     window = timedelta(hours=settings.feedback_duplicate_window_hours)
     index = DuplicateIndex(window=window, threshold=_threshold(settings, actor))
     earliest = min((as_utc(i.received_at) for i in items if i.received_at), default=now)
-    rows, shared = await repo.candidates(
-        {p.content_hash for p in prints},
-        {band for p in prints for band in p.bands},
-        min(earliest, now) - window,
+    shared = await repo.band_hits({band for p in prints for band in p.bands})
+    rows = await repo.candidates(
+        _near_enough(shared, prints), {p.content_hash for p in prints}, min(earliest, now) - window
     )
-    for row in rows:
-        index.add(
-            Candidate(
-                id=row.id,
-                customer_id=row.customer_id,
-                content_hash=row.content_hash,
-                sketch=dedup.decode(row.sketch),
-                original_id=row.duplicate_of_id or row.id,
-                received_at=row.received_at,
-            ),
-            shared.get(row.id, ()),
-        )
+    with gc_paused():  # thousands of candidates built at once (kit/gcpause.py)
+        for row in rows:
+            index.add(
+                Candidate(
+                    id=row.id,
+                    customer_id=row.customer_id,
+                    content_hash=row.content_hash,
+                    sketch=dedup.decode(row.sketch),
+                    original_id=row.duplicate_of_id or row.id,
+                    received_at=row.received_at,
+                ),
+                shared.get(row.id, ()),
+            )
     return index
+
+
+def _near_enough(shared: dict[str, list[int]], prints: Sequence[Fingerprint]) -> set[str]:
+    """The earlier items sharing at least MIN_SHARED_BANDS keys with one of these items:
+    the only ones worth fetching."""
+    items_by_key: dict[int, list[int]] = {}
+    for position, printed in enumerate(prints):
+        for key in printed.bands:
+            items_by_key.setdefault(key, []).append(position)
+    wanted = set()
+    for feedback_id, keys in shared.items():
+        if len(keys) < dedup.MIN_SHARED_BANDS:
+            continue
+        per_item: dict[int, int] = {}
+        for key in keys:
+            for position in items_by_key.get(key, ()):
+                per_item[position] = per_item.get(position, 0) + 1
+        if max(per_item.values(), default=0) >= dedup.MIN_SHARED_BANDS:
+            wanted.add(feedback_id)
+    return wanted
 
 
 @dataclass
