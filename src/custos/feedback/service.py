@@ -37,8 +37,9 @@ from custos.feedback.schemas import (
 )
 from custos.kit.etag import check_if_match
 from custos.kit.etag import etag as etag  # the endpoints set the header
-from custos.kit.gcpause import gc_paused
+from custos.kit.gcpause import full_collections_deferred, gc_paused
 from custos.kit.ids import new_ids
+from custos.kit.overlap import while_waiting
 from custos.kit.time import as_utc, utcnow
 from custos.models import Feedback
 from custos.privacy import settings as privacy_settings
@@ -170,12 +171,13 @@ async def duplicate_index(
     items: Sequence[FeedbackCreate],
     prints: Sequence[Fingerprint],
     now: datetime,
+    shared: dict[str, list[int]],
 ) -> DuplicateIndex:
-    """The index for one call: one look-up for all its items' hashes and band keys."""
+    """The index for one call, from its items' band keys' hits (`repo.band_hits`) and one
+    look-up of the rows worth comparing and of the same content hashes."""
     window = timedelta(hours=settings.feedback_duplicate_window_hours)
     index = DuplicateIndex(window=window, threshold=_threshold(settings, actor))
     earliest = min((as_utc(i.received_at) for i in items if i.received_at), default=now)
-    shared = await repo.band_hits({band for p in prints for band in p.bands})
     rows = await repo.candidates(
         _near_enough(shared, prints), {p.content_hash for p in prints}, min(earliest, now) - window
     )
@@ -227,12 +229,22 @@ async def ingest(
     actor: Principal,
     settings: Settings,
     items: Sequence[tuple[int, FeedbackCreate]],
-    *,
-    index: DuplicateIndex | None = None,
 ) -> Ingested:
     """Write validated items (each with its position or row number). Unknown customers
     are per-item errors; the rest are written with one INSERT, their events queued and
     complaints counted. No audit row: the caller writes the one its request needs."""
+    # A call builds thousands of objects that live until its end: full collections would
+    # walk them again and again (kit/gcpause.py).
+    with full_collections_deferred():
+        return await _ingest(session, actor, settings, items)
+
+
+async def _ingest(
+    session: AsyncSession,
+    actor: Principal,
+    settings: Settings,
+    items: Sequence[tuple[int, FeedbackCreate]],
+) -> Ingested:
     repo = FeedbackRepository(session, actor.tenant_id)
     now = utcnow()
     wanted = {body.customer_id for _, body in items if body.customer_id}
@@ -257,22 +269,28 @@ async def ingest(
         accepted = [(position, _stored(body, free_text)) for position, body in accepted]
     with gc_paused():
         prints = [fingerprint(body.content, body.customer_id) for _, body in accepted]
-    if index is None:
-        index = await duplicate_index(repo, settings, actor, [b for _, b in accepted], prints, now)
+    # Sentiment needs nothing from the database: scored while the band keys are looked up.
+    shared, scores = await while_waiting(
+        repo.band_hits({band for p in prints for band in p.bands}),
+        sentiment.score,
+        [body.content for _, body in accepted],
+    )
+    index = await duplicate_index(
+        repo, settings, actor, [b for _, b in accepted], prints, now, shared
+    )
     with gc_paused():  # thousands of rows built at once (kit/gcpause.py)
         rows: list[dict[str, Any]] = []
         bands: list[tuple[str, list[int]]] = []
         complaints: dict[str, int] = {}
         duplicates = 0
-        for (_, body), feedback_id, printed in zip(
-            accepted, new_ids("fb", len(accepted)), prints, strict=True
+        for (_, body), feedback_id, printed, (score, label) in zip(
+            accepted, new_ids("fb", len(accepted)), prints, scores, strict=True
         ):
             content, subject = body.content, body.subject
             received_at = as_utc(body.received_at) if body.received_at else now
             match = index.match(
                 body.customer_id, printed.content_hash, printed.sketch, printed.bands, received_at
             )
-            score, label = sentiment.score(content)
             original_id, kind, similarity = match if match else (None, None, None)
             duplicates += match is not None
             rows.append(
@@ -321,15 +339,22 @@ async def ingest(
             ):
                 complaints[body.customer_id] = complaints.get(body.customer_id, 0) + 1
     if rows:
-        await session.execute(sa.insert(_FEEDBACK), rows)
-        await repo.add_bands(bands)
-        with gc_paused():
-            event_log.emit_many(
-                session,
-                actor,
-                events.FEEDBACK_CREATED,
-                [({"feedback": to_api(row)}, "feedback", row["id"]) for row in rows],
-            )
+
+        async def write() -> None:
+            await session.execute(sa.insert(_FEEDBACK), rows)
+            await repo.add_bands(bands)
+
+        # The events' payloads are built while the rows are written.
+        _, payloads = await while_waiting(write(), to_api, rows)
+        event_log.emit_many(
+            session,
+            actor,
+            events.FEEDBACK_CREATED,
+            [
+                ({"feedback": payload}, "feedback", row["id"])
+                for payload, row in zip(payloads, rows, strict=True)
+            ],
+        )
         await statistics.add_complaints(session, actor, complaints)
     return Ingested(rows=rows, errors=errors, duplicates=duplicates)
 

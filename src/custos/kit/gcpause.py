@@ -8,9 +8,10 @@ work (well under a second; reference counting still frees everything acyclic), t
 runs as usual.
 
 A pipelined bulk import (bulk/runner.py) keeps chunks of staged rows alive while others
-are written: young collections stay cheap, but every full one walks all of them. There
-full collections are deferred for the import (`full_collections_deferred`); the young
-generations are still collected, so short-lived cycles (a request's, say) still go.
+are written, and a feedback call its thousand items' rows, sketches and candidates:
+young collections stay cheap, but every full one walks all of them. There full
+collections are deferred for the import or the call (`full_collections_deferred`); the
+young generations are still collected, so short-lived cycles (a request's, say) still go.
 """
 
 from __future__ import annotations
