@@ -250,6 +250,31 @@ class TestBandIndex:
             await session.execute(sa.delete(Tenant).where(Tenant.id == tenant.id))
         assert await band_rows() == {}
 
+    async def test_band_look_up_probes_the_index_even_when_planned_without_its_values(
+        self, settings: Settings, runtime: Runtime, tenant: TenantHandle
+    ) -> None:
+        """The driver prepares a statement after a few runs, and PostgreSQL may then plan it
+        once for any values. An earlier form of this look-up ran for minutes on the
+        20,000-item benchmark; this one must probe the index once per key in that plan."""
+        if not settings.is_postgres:
+            pytest.skip("PostgreSQL's planner")
+        from custos.feedback.repository import _BAND_HITS
+
+        query = str(_BAND_HITS).replace(":keys", "$1").replace(":tenant_id", "$2")
+        async with runtime.db.transaction(tenant_id=tenant.id) as session:
+            await session.execute(sa.text("SET LOCAL plan_cache_mode = force_generic_plan"))
+            await session.execute(sa.text(f"PREPARE band_hits (text, text) AS {query}"))
+            assert tenant.id.replace("_", "").isalnum()  # safe to quote below
+            explained = await session.execute(
+                sa.text(f"EXPLAIN EXECUTE band_hits ('1,2,3', '{tenant.id}')")
+            )
+            plan = "\n".join(explained.scalars())
+            await session.execute(sa.text("DEALLOCATE band_hits"))
+        assert "Index" in plan, plan
+        assert "pk_feedback_bands" in plan, plan
+        assert "Seq Scan on feedback_bands" not in plan, plan
+        assert "Filter: (b.band = ANY" not in plan, plan
+
 
 class TestSentiment:
     async def test_labels_agree_with_vader_on_a_fixed_sample(

@@ -19,6 +19,12 @@ _INSERT_BANDS = sa.text(
     " jsonb_array_elements_text(i->1) AS b"
 )
 
+_BAND_HITS = sa.text(
+    "SELECT b.feedback_id, b.band"
+    " FROM unnest(CAST(string_to_array(:keys, ',') AS bigint[])) AS k (band)"
+    " JOIN feedback_bands AS b ON b.tenant_id = :tenant_id AND b.band = k.band"
+)
+
 
 def _like(text: str) -> str:
     escaped = text.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
@@ -56,6 +62,18 @@ class FeedbackRepository:
         """Which of these band keys each earlier item of the tenant has (any age: the
         window is applied to the rows)."""
         shared: dict[str, list[int]] = {}
+        if not bands:
+            return shared
+        if self.session.get_bind().dialect.name == "postgresql":
+            # Thousands of keys: joined in C and split by the server (the driver would write
+            # an array value by value in Python), then one index probe per key, a plan that
+            # holds when the statement is prepared and planned without the values.
+            found = await self.session.execute(
+                _BAND_HITS, {"tenant_id": self.tenant_id, "keys": ",".join(map(str, bands))}
+            )
+            for feedback_id, band in found.all():
+                shared.setdefault(feedback_id, []).append(band)
+            return shared
         by_band = sa.select(FeedbackBand.feedback_id, FeedbackBand.band).where(
             FeedbackBand.tenant_id == self.tenant_id
         )
@@ -97,14 +115,6 @@ class FeedbackRepository:
         if not values:
             return
         if self.session.get_bind().dialect.name == "postgresql":
-            if kind is sa.BigInteger:
-                # Thousands of band keys: joined in C and split by the server, where the
-                # driver would write an array literal value by value in Python.
-                text = ",".join(map(str, values))
-                yield column == sa.any_(
-                    sa.cast(sa.func.string_to_array(sa.bindparam(None, text), ","), ARRAY(kind))
-                )
-                return
             yield column == sa.any_(
                 sa.cast(sa.bindparam(None, values, type_=ARRAY(kind)), ARRAY(kind))
             )
