@@ -37,7 +37,7 @@ from custos.db import customers_changed
 from custos.event import service as event_log
 from custos.kit import pgcopy
 from custos.kit.gcpause import gc_paused
-from custos.kit.ids import IdRun
+from custos.kit.ids import IdRun, new_ids
 from custos.kit.time import utcnow
 from custos.models import Customer
 
@@ -61,11 +61,12 @@ class Prepared:
     key: tuple[str, str] | None  # (match field, value) for update and upsert
     create: CustomerCreate | None = None
     patch: CustomerPatch | None = None
-    # Staged for a new record: its row, its event's payload, their COPY text.
+    # Staged for a new record: its row, its event's payload; on PostgreSQL the row's COPY
+    # line and the event, built.
     values: dict[str, Any] | None = None
     payload: dict[str, Any] | None = None
     copy_line: str | None = None
-    payload_text: str | None = None
+    event: event_log.Prebuilt | None = None
 
 
 @dataclass
@@ -241,13 +242,22 @@ class CustomerImporter:
         """Build what writing a new record takes, before its transaction: the runner stages
         a chunk while the previous one is being written."""
         creates = [p for p in prepared if p.create is not None and p.values is None]
-        for p, customer_id in zip(creates, ids.take(len(creates)), strict=True):
+        event_ids = new_ids("evt", len(creates)) if self.copy_lines else []
+        for n, (p, customer_id) in enumerate(zip(creates, ids.take(len(creates)), strict=True)):
             assert p.create is not None
             p.values = self.new_row(p.create, customer_id, now)
             p.payload = {"customer": api_payload(p.values)}
             if self.copy_lines:
                 p.copy_line = copy_line(p.values)
-                p.payload_text = pgcopy.field(p.payload)
+                p.event = event_log.prebuilt(
+                    self.actor,
+                    events.CUSTOMER_CREATED,
+                    p.payload,
+                    event_id=event_ids[n],
+                    occurred_at=now,
+                    subject_type="customer",
+                    subject_id=customer_id,
+                )
 
     # -- per chunk, in the chunk's transaction ---------------------------------------------
 
@@ -288,21 +298,22 @@ class CustomerImporter:
             return result
         if rows:
             inserted = await self._insert(session, creates)
-            with gc_paused():
-                written = [
-                    (p, row) for p, row in zip(creates, rows, strict=True) if row["id"] in inserted
-                ]
-                texts = [p.payload_text for p, _ in written]
-                event_log.emit_many(
-                    session,
-                    self.actor,
-                    events.CUSTOMER_CREATED,
-                    [
-                        (cast(dict[str, Any], p.payload), "customer", row["id"])
-                        for p, row in written
-                    ],
-                    payload_texts=None if None in texts else cast(list[str], texts),
-                )
+            written = [p for p, row in zip(creates, rows, strict=True) if row["id"] in inserted]
+            built = [p.event for p in written if p.event is not None]
+            if len(built) == len(written):  # built while staging: queued as they are
+                event_log.emit_prebuilt(session, built)
+            else:
+                with gc_paused():
+                    event_log.emit_many(
+                        session,
+                        self.actor,
+                        events.CUSTOMER_CREATED,
+                        [
+                            (cast(dict[str, Any], p.payload), "customer", row["id"])
+                            for p, row in zip(creates, rows, strict=True)
+                            if row["id"] in inserted
+                        ],
+                    )
             result.created += len(inserted)
             lost = [
                 (p, row) for p, row in zip(creates, rows, strict=True) if row["id"] not in inserted

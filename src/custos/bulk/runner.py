@@ -69,7 +69,7 @@ _ERRORS = cast(sa.Table, BulkOperationError.__table__)
 _OPS = BulkOperation.__table__
 # Rows validated between two turns of the event loop while the previous chunk is written:
 # small enough that its statements wait little for their turn.
-_SLICE_ROWS = 50
+_SLICE_ROWS = 20
 _AHEAD = 2  # chunks read and staged ahead of the one being written
 
 

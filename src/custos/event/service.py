@@ -10,6 +10,8 @@ from committed rows it was told about, never from gaps in `seq` (which commit ou
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, cast
 
 import orjson
@@ -75,13 +77,9 @@ def emit_many(
     actor: Principal,
     event_type: EventType,
     items: list[tuple[dict[str, Any], str, str]],
-    *,
-    payload_texts: list[str] | None = None,
 ) -> None:
     """Queue one event per (payload, subject_type, subject_id), as emit() would, with their
-    ids made together (in order) and one timestamp: a bulk write's events. A caller that
-    built each payload's COPY text already (`pgcopy.field`, off the transaction's path)
-    passes them in `payload_texts`."""
+    ids made together (in order) and one timestamp: a bulk write's events."""
     if not items:
         return
     now = utcnow()
@@ -95,7 +93,7 @@ def emit_many(
         "request_id": request_context.get().request_id,
         "test": False,
     }
-    events = [
+    session.info.setdefault(_PENDING, []).extend(
         {
             "id": event_id,
             **common,
@@ -106,10 +104,52 @@ def emit_many(
         for event_id, (payload, subject_type, subject_id) in zip(
             new_ids("evt", len(items)), items, strict=True
         )
-    ]
-    if payload_texts is not None:
-        for event, text in zip(events, payload_texts, strict=True):
-            event[_PAYLOAD_TEXT] = text
+    )
+    on_before_commit(session, "events", _write_pending)
+
+
+@dataclass(frozen=True, slots=True)
+class Prebuilt:
+    """An event already in COPY's text form but for its position in the transaction's
+    queue: a bulk import builds its events while it reads, off the transaction's path.
+    PostgreSQL only (COPY)."""
+
+    id: str
+    tenant_id: str
+    line: str  # every column after the position, tab-separated, newline-ended
+
+
+def prebuilt(
+    actor: Principal,
+    event_type: EventType,
+    payload: dict[str, Any],
+    *,
+    event_id: str,
+    occurred_at: datetime,
+    subject_type: str,
+    subject_id: str,
+) -> Prebuilt:
+    values = (
+        event_id,
+        actor.tenant_id,
+        event_type.name,
+        event_type.schema_version,
+        occurred_at,
+        actor.kind.value,
+        actor.id,
+        subject_type,
+        subject_id,
+        request_context.get().request_id,
+        payload,
+        False,
+    )
+    return Prebuilt(event_id, actor.tenant_id, pgcopy.line(values))
+
+
+def emit_prebuilt(session: AsyncSession, events: list[Prebuilt]) -> None:
+    """Queue events built with prebuilt(), in order with the others."""
+    if not events:
+        return
     session.info.setdefault(_PENDING, []).extend(events)
     on_before_commit(session, "events", _write_pending)
 
@@ -151,30 +191,40 @@ async def write_now(session: AsyncSession) -> None:
 
 
 async def _write_pending(session: AsyncSession) -> None:
-    pending: list[dict[str, Any]] = session.info.pop(_PENDING, [])
+    pending: list[dict[str, Any] | Prebuilt] = session.info.pop(_PENDING, [])
     if not pending:
         return
     # Inserted in queue order, so `seq` follows it.
+    built = any(isinstance(e, Prebuilt) for e in pending)
     if session.get_bind().dialect.name == "postgresql":
-        if len(pending) >= _COPY_FROM:  # a bulk write's: through COPY (kit/pgcopy.py)
+        # A bulk write's: through COPY (kit/pgcopy.py).
+        if len(pending) >= _COPY_FROM or built:
             await pgcopy.insert_through_stage(
                 session,
                 stage="events_stage",
                 definition=_STAGE_DEFINITION,
                 columns=f"n, {_COLUMNS}",
-                lines=[_copy_line(n, event) for n, event in enumerate(pending)],
+                lines=[
+                    f"{n}\t{e.line}" if isinstance(e, Prebuilt) else _copy_line(n, e)
+                    for n, e in enumerate(pending)
+                ],
                 insert=(
                     "WITH staged AS (DELETE FROM events_stage RETURNING *)"
                     f" INSERT INTO events ({_COLUMNS}) SELECT {_COLUMNS} FROM staged ORDER BY n"
                 ),
             )
         else:  # one statement, one round trip
-            await session.execute(_INSERT_EVENTS, {"events": _as_json(_plain(pending))})
+            await session.execute(_INSERT_EVENTS, {"events": _as_json(cast(list[Any], pending))})
     else:
-        await session.execute(sa.insert(_EVENTS), _plain(pending))
+        if built:
+            raise RuntimeError("prebuilt events are for PostgreSQL's COPY")
+        await session.execute(sa.insert(_EVENTS), cast(list[dict[str, Any]], pending))
     by_tenant: dict[str, list[str]] = {}
     for event in pending:
-        by_tenant.setdefault(event["tenant_id"], []).append(event["id"])
+        if isinstance(event, Prebuilt):
+            by_tenant.setdefault(event.tenant_id, []).append(event.id)
+        else:
+            by_tenant.setdefault(event["tenant_id"], []).append(event["id"])
     for tenant, ids in by_tenant.items():
         defer_request(session, dispatch_job(tenant, ids))
 
@@ -201,22 +251,10 @@ _STAGE_DEFINITION = (
 )
 # From this many events, COPY's three round trips cost less than one big statement.
 _COPY_FROM = 200
-_PAYLOAD_TEXT = "payload_copy_text"
 
 
 def _copy_line(n: int, event: dict[str, Any]) -> str:
-    values = [pgcopy.field(event[name]) for name in _NAMES[:-2]]
-    payload = event.get(_PAYLOAD_TEXT)
-    values.append(payload if payload is not None else pgcopy.field(event["payload"]))
-    values.append("t" if event["test"] else "f")
-    return f"{n}\t" + "\t".join(values) + "\n"
-
-
-def _plain(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The events without their COPY text, for the other ways of writing them."""
-    if not any(_PAYLOAD_TEXT in e for e in events):
-        return events
-    return [{k: v for k, v in e.items() if k != _PAYLOAD_TEXT} for e in events]
+    return pgcopy.line([n, *(event[name] for name in _NAMES)])
 
 
 # PostgreSQL: the events as one JSON array, unpacked in order by the server. Arrays of
