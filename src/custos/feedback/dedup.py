@@ -4,7 +4,9 @@ Exact: SHA-256 of the normalised text (case, accents' composition, punctuation a
 ignored). Near: a bottom-k MinHash sketch of the text's character 5-shingles; the share of
 the k smallest hashes of the union found in both sketches estimates the Jaccard
 similarity of the two shingle sets (Broder's bottom-k estimator). One 64-bit hash per
-shingle, so a sketch costs one pass over the text. See docs/decisions/0051.
+shingle (XXH3: a tenth of BLAKE2b's cost, and the sketch only needs a well-mixed hash,
+not a cryptographic one), so a sketch costs one pass over the text. See
+docs/decisions/0051 and 0063.
 
 Finding candidates without comparing against every earlier item: the same hashes, binned
 by value into BANDS x ROWS bins (one-permutation MinHash, empty bins filled from the next
@@ -27,6 +29,8 @@ import re
 import struct
 import unicodedata
 
+import xxhash
+
 SHINGLE = 5
 K = 64
 # Longer texts are sketched on their beginning, which bounds the cost per item.
@@ -44,24 +48,23 @@ def content_hash(normalised: str) -> str:
     return hashlib.sha256(normalised.encode()).hexdigest()
 
 
+_xxh64 = xxhash.xxh3_64_intdigest
+
+
 def _hash64(shingle: str) -> int:
-    return int.from_bytes(hashlib.blake2b(shingle.encode(), digest_size=8).digest(), "big")
+    return _xxh64(shingle.encode())
 
 
 def _hashes(normalised: str) -> set[int]:
     text = normalised[:MAX_SKETCHED_CHARS]
     if len(text) <= SHINGLE:
         return {_hash64(text)} if text else set()
-    # ASCII text: slicing its bytes gives each shingle's encoding without encoding each.
-    data: str | bytes = text.encode() if text.isascii() else text
-    shingles = {data[i : i + SHINGLE] for i in range(len(data) - SHINGLE + 1)}
-    blake2b, from_bytes = hashlib.blake2b, int.from_bytes
-    return {
-        from_bytes(
-            blake2b(s if isinstance(s, bytes) else s.encode(), digest_size=8).digest(), "big"
-        )
-        for s in shingles
-    }
+    if text.isascii():
+        # Slicing the bytes gives each shingle's encoding without encoding each.
+        data = text.encode()
+        return set(map(_xxh64, {data[i : i + SHINGLE] for i in range(len(data) - SHINGLE + 1)}))
+    shingles = {text[i : i + SHINGLE] for i in range(len(text) - SHINGLE + 1)}
+    return {_xxh64(s.encode()) for s in shingles}
 
 
 def sketch(normalised: str) -> tuple[int, ...]:
