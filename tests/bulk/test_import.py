@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import asyncio
 import io
 import random
 import zipfile
@@ -465,6 +466,55 @@ class TestResume:
         assert await _count(small_chunks, tenant.id) == 1000 - len(bad)
         report = await error_report(client, tenant.admin_key, op_id)
         assert sorted(int(r["row"]) for r in report) == sorted(bad)
+
+    async def test_a_failure_while_reading_lets_the_chunk_being_written_finish(
+        self,
+        client: httpx.AsyncClient,
+        tenant: TenantHandle,
+        small_chunks: Runtime,
+        monkeypatch: pytest.MonkeyPatch,
+    ) -> None:
+        """Reading runs ahead of writing: when it fails, the chunk under way still commits
+        whole (never cut off halfway), the chunks read but not begun are not written, and
+        the import fails with its checkpoint after the last one committed."""
+        rows, _ = customer_rows(1000, bad_every=10_000)
+        started = await start_import(client, tenant.admin_key, csv_bytes(rows))
+        op_id = started.json()["id"]
+        real_split, real_commit = runner.split_rows, runner._commit_chunk
+        slices = 0
+        log: list[str] = []
+
+        def fails_in_the_sixth_chunk(*args: Any) -> Any:
+            nonlocal slices
+            slices += 1
+            if slices == 26:  # chunks of 100 rows read 20 at a time: the sixth chunk
+                log.append("reading failed")
+                raise RuntimeError("a reader's bug")
+            return real_split(*args)
+
+        async def slow_commit(*args: Any) -> int:
+            await asyncio.sleep(0.1)  # the database's time: reading gets ahead
+            last = await real_commit(*args)
+            log.append(f"committed up to {last}")
+            return last
+
+        monkeypatch.setattr(runner, "split_rows", fails_in_the_sixth_chunk)
+        monkeypatch.setattr(runner, "_commit_chunk", slow_commit)
+        assert await runner.run(small_chunks, op_id) == "failed"
+        # Chunks 1-2 committed; the third was being written when reading failed, the
+        # fourth and fifth waited their turn (read ahead), the sixth was being read.
+        assert log == [
+            "committed up to 101",
+            "committed up to 201",
+            "reading failed",
+            "committed up to 301",
+        ]
+        async with small_chunks.db.transaction(system=True) as session:
+            op = await session.get(BulkOperation, op_id)
+            assert op is not None
+            assert (op.status, op.error) == ("failed", "An internal error stopped it")
+            assert (op.checkpoint, op.rows_processed, op.created) == (301, 300, 300)
+        assert await _count(small_chunks, tenant.id) == 300
 
 
 class TestCancel:
