@@ -33,7 +33,6 @@ _DOC_PATHS = ("/docs", "/redoc")
 # PostgreSQL can store no NUL character in text or JSON; refused here, for every endpoint
 # and on both backends alike, rather than by a database error deep in a write.
 _NUL_ESCAPE = b"\\u0000"
-_JSON_TYPES = ("application/json", "application/merge-patch+json")
 
 
 def _nul_refused(where: str) -> InvalidInput:
@@ -137,7 +136,9 @@ class RequestMiddleware:
         sent = 0
         traffic_state: Any = None
         content_type = headers.get("content-type", "").split(";", 1)[0].strip().lower()
-        scanner = NulScanner() if content_type in _JSON_TYPES else None
+        # JSON bodies as the framework reads them: application/json and any "+json" type.
+        is_json = content_type == "application/json" or content_type.endswith("+json")
+        scanner = NulScanner() if is_json else None
 
         async def limited_receive() -> Message:
             nonlocal seen, exceeded, body_refused
