@@ -14,6 +14,10 @@ Two baselines serve the same rows, each uvicorn with 2 workers, without authenti
 - orm: FastAPI + SQLAlchemy ORM (AsyncSession, select by id) + a Pydantic response model;
 - raw: FastAPI + a psycopg AsyncConnectionPool, the row dumped to JSON with orjson.
 
+Both get Custos's default connection pool per worker (`db_pool_size` + `db_max_overflow`):
+a smaller one churns connections under this load and slows a baseline for a reason that
+is configuration, not code.
+
 Both do the database work Custos does for tenant isolation: their connections take the
 runtime role on connect (no superuser, no BYPASSRLS, so the FORCE'd row-level security
 policy applies to them), and each request sets app.tenant_id with set_config(..., true)
