@@ -88,9 +88,16 @@ def problem(
 
 
 def _validation_errors(exc: RequestValidationError) -> list[dict[str, Any]]:
-    # The offending input is never echoed back: it may be personal data or a secret.
+    # The offending input is never echoed back: it may be personal data or a secret. A
+    # JSON parse error says why (the parser's reason names a position, not the input).
     return [
-        {"loc": list(err.get("loc", ())), "msg": str(err.get("msg", "")), "type": err.get("type")}
+        {
+            "loc": list(err.get("loc", ())),
+            "msg": f"{err.get('msg', '')}: {err['ctx']['error']}"
+            if err.get("type") == "json_invalid" and "error" in (err.get("ctx") or {})
+            else str(err.get("msg", "")),
+            "type": err.get("type"),
+        }
         for err in exc.errors()
     ]
 

@@ -30,9 +30,8 @@ _SECURITY_HEADERS = [
 ]
 _API_CSP = (b"content-security-policy", b"default-src 'none'; frame-ancestors 'none'")
 _DOC_PATHS = ("/docs", "/redoc")
-# PostgreSQL can store no NUL character in text or JSON; refused here, for every endpoint
-# and on both backends alike, rather than by a database error deep in a write.
-_NUL_ESCAPE = b"\\u0000"
+# PostgreSQL can store no NUL character: refused in the path and the query here, for
+# every endpoint and on both backends alike (JSON bodies: kit/routing.py).
 
 
 def _nul_refused(where: str) -> InvalidInput:
@@ -40,28 +39,6 @@ def _nul_refused(where: str) -> InvalidInput:
         f"The request's {where} holds the NUL character (U+0000), which Custos does not store",
         errors=[{"loc": [where], "msg": "the NUL character (U+0000) is not allowed"}],
     )
-
-
-class NulScanner:
-    """Finds a JSON `\\u0000` escape in a body read in chunks; an escaped backslash
-    before `u0000` (the text "\\u0000") is not one."""
-
-    def __init__(self) -> None:
-        self.tail = b""
-
-    def found(self, chunk: bytes) -> bool:
-        data = self.tail + chunk
-        at = data.find(_NUL_ESCAPE)
-        while at != -1:
-            start = at
-            while start > 0 and data[start - 1] == 0x5C:
-                start -= 1
-            if (at - start) % 2 == 0:
-                return True
-            at = data.find(_NUL_ESCAPE, at + 1)
-        # Enough of the end to judge an escape split across chunks (and its backslashes).
-        self.tail = data[-64:]
-        return False
 
 
 class TrafficHooks(Protocol):
@@ -124,7 +101,6 @@ class RequestMiddleware:
         status = 500
         is_docs = scope["path"].startswith(_DOC_PATHS)
         exceeded = False
-        body_refused: CustosError | None = None
         replaced = False
         response_started = False
         seen = 0
@@ -135,37 +111,25 @@ class RequestMiddleware:
         )
         sent = 0
         traffic_state: Any = None
-        content_type = headers.get("content-type", "").split(";", 1)[0].strip().lower()
-        # JSON bodies as the framework reads them: application/json and any "+json" type.
-        is_json = content_type == "application/json" or content_type.endswith("+json")
-        scanner = NulScanner() if is_json else None
 
         async def limited_receive() -> Message:
-            nonlocal seen, exceeded, body_refused
+            nonlocal seen, exceeded
             message = await receive()
             if message["type"] == "http.request":
-                body = message.get("body", b"")
-                seen += len(body)
+                seen += len(message.get("body", b""))
                 if seen > limit:
                     exceeded = True
                     raise PayloadTooLarge()
-                if scanner is not None and scanner.found(body):
-                    body_refused = _nul_refused("body")
-                    raise body_refused
             return message
 
         async def send_or_replace(message: Message) -> None:
             nonlocal status, replaced
-            if exceeded or body_refused is not None:
+            if exceeded:
                 # The framework turns an error while reading the body into a generic 400;
-                # whatever it sends, the client gets our problem (413 or 422) instead.
+                # whatever it sends, the client gets the 413 problem instead.
                 if not replaced:
                     replaced = True
-                    refusal = (
-                        _too_large(limit, request_id, scope["path"])
-                        if exceeded
-                        else _refusal(body_refused, request_id, scope["path"])  # type: ignore[arg-type]
-                    )
+                    refusal = _too_large(limit, request_id, scope["path"])
                     await refusal(scope, receive, send_with_headers)
                 return
             await send_with_headers(message)

@@ -4,10 +4,14 @@ no credentials announced to the app's public-route guard (rate limits per addres
 orjson is faster than the standard library and refuses what must not get in: lone UTF-16
 surrogates such as "\\ud800" (which later fail to encode and would become a 500) and
 absurd nesting. Its errors subclass json.JSONDecodeError, which FastAPI turns into a 422.
+The NUL character ("\\u0000") is refused the same way: PostgreSQL stores none in text or
+JSON, and refusing it here keeps both backends' data alike.
 """
 
 from __future__ import annotations
 
+import json
+import re
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
@@ -21,10 +25,20 @@ from fastapi.routing import APIRoute
 IDENTIFIES_CALLER = "identifies_caller"
 
 
+# A \u0000 escape not itself escaped: an even run of backslashes (pairs) before it.
+_NUL_ESCAPE = re.compile(rb"(?<!\\)(?:\\\\)*\\u0000")
+NUL_REFUSED = "the NUL character (U+0000) is not stored"
+
+
 class OrjsonRequest(Request):
     async def json(self) -> Any:
         if not hasattr(self, "_json"):
-            self._json = orjson.loads(await self.body())
+            body = await self.body()
+            if b"\\u0000" in body and (found := _NUL_ESCAPE.search(body)):
+                raise json.JSONDecodeError(
+                    NUL_REFUSED, body.decode("utf-8", "replace"), found.end()
+                )
+            self._json = orjson.loads(body)
         return self._json
 
 
