@@ -50,6 +50,7 @@ from custos.bulk.storage import storage_for
 from custos.feedback import service as feedback_service
 from custos.kit.scratch import throwaway_database
 from custos.migrate import upgrade
+from custos.models import BulkOperation
 from custos.runtime import Runtime
 from custos.tenant import service as tenant_service
 from custos.tenant.schemas import TenantCreate
@@ -131,12 +132,13 @@ async def make_tenant(runtime: Runtime) -> Principal:
     )
 
 
-async def import_file(
+async def queue_import(
     runtime: Runtime, actor: Principal, path: Path, fmt: FileFormat
-) -> dict[str, Any]:
-    started, cpu = time.perf_counter(), time.process_time()
+) -> tuple[BulkOperation, int]:
+    """What an upload does: inspect and count the file, store it, create a create-mode
+    customer import with the automatic mapping, its job queued in the same transaction.
+    Returns the operation and the file's row count."""
     inspection, total = service.inspect_upload(runtime.settings, path, fmt)
-
     async with runtime.db.transaction(tenant_id=actor.tenant_id) as session:
         op = await service.start_import(
             session,
@@ -152,6 +154,14 @@ async def import_file(
             column_mapping=resolve(Resource.customers, inspection.headers, None),
             defaults={},
         )
+    return op, total
+
+
+async def import_file(
+    runtime: Runtime, actor: Principal, path: Path, fmt: FileFormat
+) -> dict[str, Any]:
+    started, cpu = time.perf_counter(), time.process_time()
+    op, total = await queue_import(runtime, actor, path, fmt)
     status = await runner.run(runtime, op.id)
     elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu
     async with runtime.db.transaction(tenant_id=actor.tenant_id, write=False) as session:

@@ -26,12 +26,8 @@ from typing import Any
 import sqlalchemy as sa
 
 from _common import BenchError, bench_settings, exit_cleanly_on_sigterm, settings_env
-from bulk import customer_rows, make_tenant, write_csv
-from custos.bulk import service
+from bulk import customer_rows, make_tenant, queue_import, write_csv
 from custos.bulk.formats import FileFormat
-from custos.bulk.mapping import resolve
-from custos.bulk.schemas import ImportMode, MatchOn, Resource
-from custos.bulk.storage import storage_for
 from custos.config import Settings
 from custos.kit.scratch import throwaway_database
 from custos.migrate import upgrade
@@ -65,23 +61,7 @@ async def scenario(settings: Settings, rows: int, kills: int, workdir: Path) -> 
         actor = await make_tenant(runtime)
         path = workdir / "customers.csv"
         write_csv(customer_rows(rows), path)
-        inspection, total = service.inspect_upload(settings, path, FileFormat.csv)
-        # The job is queued in the operation's own transaction.
-        async with runtime.db.transaction(tenant_id=actor.tenant_id) as session:
-            op = await service.start_import(
-                session,
-                actor,
-                storage_for(settings),
-                path=path,
-                file_name=path.name,
-                inspection=inspection,
-                total_rows=total,
-                resource=Resource.customers,
-                mode=ImportMode.create,
-                match_on=MatchOn.auto,
-                column_mapping=resolve(Resource.customers, inspection.headers, None),
-                defaults={},
-            )
+        op, total = await queue_import(runtime, actor, path, FileFormat.csv)
         started = time.monotonic()
         workers = [worker(settings), worker(settings)]
         killed_at: list[int] = []
