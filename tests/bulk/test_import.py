@@ -371,6 +371,12 @@ class TestHostileFiles:
             "ok@example.com",
             "fine@example.com",
         }
+        # The form's JSON fields are refused like a JSON body, on both backends.
+        refused = await start_import(
+            client, tenant.admin_key, csv_bytes(rows), defaults='{"company": "A\\u0000"}'
+        )
+        assert refused.status_code == 422, refused.text
+        assert "NUL" in refused.json()["detail"]
 
     async def test_encodings_delimiters_and_quoted_newlines(
         self, client: httpx.AsyncClient, tenant: TenantHandle, runtime: Runtime

@@ -114,6 +114,23 @@ class TestProblemDetails:
         assert text.status_code == 201, text.text
         assert text.json()["full_name"] == "A\\u0000B"
 
+    async def test_nul_where_no_check_looks_is_a_422_not_a_500(
+        self, client: httpx.AsyncClient, factory: Factory, settings: Settings
+    ) -> None:
+        """A form field reaches the database as given: PostgreSQL refuses the NUL, and the
+        error handler answers for it. SQLite stores it, so the look-up just finds nobody."""
+        await factory.tenant()
+        response = await client.post(
+            "/api/v1/oauth/token",
+            data={"grant_type": "password", "username": "a\x00b@example.com", "password": "x"},
+        )
+        if settings.is_postgres:
+            assert response.status_code == 422, response.text
+            assert "NUL" in response.json()["detail"]
+        else:
+            assert response.status_code == 400, response.text
+            assert response.json()["detail"] == "The email or password is wrong"
+
     @pytest.mark.parametrize(
         ("body", "refused"),
         [

@@ -10,6 +10,7 @@ import orjson
 
 from custos.bulk.schemas import Resource
 from custos.exceptions import InvalidInput
+from custos.kit.routing import NUL_REFUSED, nul_escape_at
 
 ADDRESS_PARTS = ("line1", "line2", "city", "region", "postal_code", "country")
 
@@ -138,6 +139,11 @@ def automatic(resource: Resource, headers: list[str]) -> dict[str, str]:
 def parse_json_object(raw: str | None, name: str) -> dict[str, Any]:
     if not raw:
         return {}
+    if nul_escape_at(raw.encode()) is not None:  # as for every JSON body (kit/routing.py)
+        raise InvalidInput(
+            f"{name} holds the NUL character (U+0000), which Custos does not store",
+            errors=[{"loc": ["body", name], "msg": NUL_REFUSED}],
+        )
     try:
         value = orjson.loads(raw)
     except orjson.JSONDecodeError:

@@ -30,14 +30,20 @@ _NUL_ESCAPE = re.compile(rb"(?<!\\)(?:\\\\)*\\u0000")
 NUL_REFUSED = "the NUL character (U+0000) is not stored"
 
 
+def nul_escape_at(document: bytes) -> int | None:
+    """Where a JSON document first escapes the NUL character, if it does."""
+    if b"\\u0000" not in document:
+        return None
+    found = _NUL_ESCAPE.search(document)
+    return found.end() if found else None
+
+
 class OrjsonRequest(Request):
     async def json(self) -> Any:
         if not hasattr(self, "_json"):
             body = await self.body()
-            if b"\\u0000" in body and (found := _NUL_ESCAPE.search(body)):
-                raise json.JSONDecodeError(
-                    NUL_REFUSED, body.decode("utf-8", "replace"), found.end()
-                )
+            if (at := nul_escape_at(body)) is not None:
+                raise json.JSONDecodeError(NUL_REFUSED, body.decode("utf-8", "replace"), at)
             self._json = orjson.loads(body)
         return self._json
 
