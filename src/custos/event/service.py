@@ -129,21 +129,9 @@ def prebuilt(
     subject_type: str,
     subject_id: str,
 ) -> Prebuilt:
-    values = (
-        event_id,
-        actor.tenant_id,
-        event_type.name,
-        event_type.schema_version,
-        occurred_at,
-        actor.kind.value,
-        actor.id,
-        subject_type,
-        subject_id,
-        request_context.get().request_id,
-        payload,
-        False,
-    )
-    return Prebuilt(event_id, actor.tenant_id, pgcopy.line(values))
+    event = new_row(actor, event_type, payload, subject_type=subject_type, subject_id=subject_id)
+    event["id"], event["occurred_at"] = event_id, occurred_at
+    return Prebuilt(event_id, event["tenant_id"], pgcopy.line(event[name] for name in _NAMES))
 
 
 def emit_prebuilt(session: AsyncSession, events: list[Prebuilt]) -> None:
