@@ -333,17 +333,6 @@ async def _failed_rows(db: Database, op: BulkOperation) -> set[int]:
         return set(rows.scalars())
 
 
-def _chunks(rows: Iterator[formats.Row], size: int) -> Iterator[list[formats.Row]]:
-    chunk: list[formats.Row] = []
-    for row in rows:
-        chunk.append(row)
-        if len(chunk) >= size:
-            yield chunk
-            chunk = []
-    if chunk:
-        yield chunk
-
-
 async def _run_import(
     runtime: Runtime, op: BulkOperation, actor: Principal, lost: asyncio.Event
 ) -> None:
@@ -562,11 +551,10 @@ async def preview(
     errors: list[RowError] = []
     valid = skipped = 0
     sample: list[dict[str, Any]] = []
-    for chunk in _chunks(rows, settings.bulk_chunk_rows):
-        with gc_paused():
-            prepared, chunk_errors, blank = split_rows(processor, chunk)
-        errors.extend(chunk_errors)
-        skipped += blank
+    while chunk := await _read_chunk(processor, rows, settings.bulk_chunk_rows):
+        prepared = chunk.prepared
+        errors.extend(chunk.errors)
+        skipped += chunk.blank
         if isinstance(processor, CustomerImporter):
             result = await processor.write(session, prepared, dry_run=True)
             errors.extend(result.errors)
