@@ -49,3 +49,18 @@ async def test_failing_work_lets_the_statement_finish_first() -> None:
     with pytest.raises(ValueError, match="bad item"):
         await while_waiting(statement(), work, list(range(300)))
     assert finished.is_set()
+
+
+async def test_a_failing_statement_fails_the_call_after_the_work() -> None:
+    done: list[int] = []
+
+    async def statement() -> None:
+        raise RuntimeError("the database refused it")
+
+    def work(item: int) -> int:
+        done.append(item)
+        return item
+
+    with pytest.raises(RuntimeError, match="refused"):
+        await while_waiting(statement(), work, list(range(250)))
+    assert done == list(range(250))  # the work was not cut off by the statement's error
