@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
-
 from custos.api_key.endpoints import admin_router as admin_api_key_router
 from custos.api_key.endpoints import router as api_key_router
 from custos.audit.endpoints import router as audit_router
@@ -18,7 +16,7 @@ from custos.docs.endpoints import router as docs_router
 from custos.event.endpoints import router as event_router
 from custos.feedback.endpoints import router as feedback_router
 from custos.health.endpoints import router as health_router
-from custos.kit.routing import CustosRoute
+from custos.kit.routing import CustosRouter
 from custos.privacy.endpoints import me_router as privacy_me_router
 from custos.privacy.endpoints import router as privacy_router
 from custos.rate_limit.endpoints import admin_router as rate_limit_admin_router
@@ -39,39 +37,44 @@ UPLOAD_PATHS = (
     "/feedback/upload/xlsx",
 )
 
-v1 = APIRouter(prefix=V1_PREFIX, route_class=CustosRoute)
-for router in (
-    auth_router,
-    oauth_router,
-    user_router,
-    api_key_router,
-    key_usage_router,
-    audit_router,
-    customer_router,
-    internal_customer_router,
-    feedback_router,
-    bulk_router,
-    privacy_router,
-    privacy_me_router,
-    consent_router,
-    usage_router,
-    cache_router,
-    event_router,
-    webhook_router,
-    docs_router,
-):
-    v1.include_router(router)
-
-admin = APIRouter(prefix=ADMIN_PREFIX, route_class=CustosRoute)
-for router in (tenant_router, admin_api_key_router, rate_limit_admin_router, usage_admin_router):
-    admin.include_router(router)
+# (prefix, router) in dispatch order. Each router is included straight into the app, not
+# through a router per prefix: FastAPI tries an included tree level by level, once to choose
+# and once to dispatch, so every level of nesting costs each request (kit/routing.py).
+ROUTERS: tuple[tuple[str, CustosRouter], ...] = (
+    *(
+        (V1_PREFIX, router)
+        for router in (
+            auth_router,
+            oauth_router,
+            user_router,
+            api_key_router,
+            key_usage_router,
+            audit_router,
+            customer_router,
+            internal_customer_router,
+            feedback_router,
+            bulk_router,
+            privacy_router,
+            privacy_me_router,
+            consent_router,
+            usage_router,
+            cache_router,
+            event_router,
+            webhook_router,
+            docs_router,
+        )
+    ),
+    *(
+        (ADMIN_PREFIX, router)
+        for router in (
+            tenant_router,
+            admin_api_key_router,
+            rate_limit_admin_router,
+            usage_admin_router,
+        )
+    ),
+    ("", health_router),
+)
 
 # Seed-era clients call /api/customers…: the current version serves them, unlisted.
-legacy = APIRouter(prefix="/api", route_class=CustosRoute)
-legacy.include_router(customer_router)
-
-root = APIRouter(route_class=CustosRoute)
-root.include_router(health_router)
-
-ROUTERS = (v1, admin, root)
-UNLISTED_ROUTERS = (legacy,)
+UNLISTED_ROUTERS: tuple[tuple[str, CustosRouter], ...] = (("/api", customer_router),)

@@ -67,10 +67,10 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     # Routes that take no credentials are limited per address (kit/routing.py).
     app.state.public_route_guard = runtime.traffic.public_route
     _document_security(app)
-    for router in ROUTERS:
-        app.include_router(router)
-    for router in UNLISTED_ROUTERS:
-        app.include_router(router, include_in_schema=False)
+    for prefix, router in ROUTERS:
+        app.include_router(router, prefix=prefix)
+    for prefix, router in UNLISTED_ROUTERS:
+        app.include_router(router, prefix=prefix, include_in_schema=False)
     install_error_handlers(app)
     if settings.cors_origins:
         app.add_middleware(

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from fastapi import APIRouter, Query
+from fastapi import Query
 
 from custos.api_key import service
 from custos.api_key.repository import ApiKeyRepository
@@ -20,14 +20,12 @@ from custos.auth.dependencies import (
     TenantSession,
 )
 from custos.kit.pagination import Cursor, Limit, Page, keyset_page
-from custos.kit.routing import CustosRoute
+from custos.kit.routing import CustosRouter
 from custos.models import ApiKey as ApiKeyModel
 from custos.tenant import service as tenant_service
 
-router = APIRouter(route_class=CustosRoute, prefix="/api-keys", tags=["api keys"])
-admin_router = APIRouter(
-    route_class=CustosRoute, prefix="/tenants/{tenant_id}/api-keys", tags=["platform: tenants"]
-)
+router = CustosRouter(prefix="/api-keys", tags=["api keys"])
+admin_router = CustosRouter(prefix="/tenants/{tenant_id}/api-keys", tags=["platform: tenants"])
 
 
 def _with_secret(issued: service.IssuedKey) -> ApiKeyWithSecret:

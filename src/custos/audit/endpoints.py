@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from dataclasses import asdict
 
-from fastapi import APIRouter, Query
+from fastapi import Query
 from pydantic import AwareDatetime
 
 from custos.audit.repository import AuditRepository
@@ -11,10 +11,10 @@ from custos.audit.sealing import seal
 from custos.audit.service import verify_chain
 from custos.auth.dependencies import AuditRead, RuntimeDep, TenantSession
 from custos.kit.pagination import Cursor, Limit, Page, keyset_page
-from custos.kit.routing import CustosRoute
+from custos.kit.routing import CustosRouter
 from custos.models import AuditLog
 
-router = APIRouter(route_class=CustosRoute, prefix="/audit", tags=["audit"])
+router = CustosRouter(prefix="/audit", tags=["audit"])
 
 
 @router.get("", response_model=Page[AuditEntry], summary="Read the audit log, newest first")

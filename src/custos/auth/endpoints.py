@@ -3,7 +3,7 @@ from __future__ import annotations
 from typing import Annotated
 
 import sqlalchemy as sa
-from fastapi import APIRouter, Form, Header, Response
+from fastapi import Form, Header, Response
 
 from custos.auth import service
 from custos.auth.dependencies import Authenticated, RuntimeDep, TenantSession
@@ -14,11 +14,11 @@ from custos.auth.schemas import (
     RefreshRequest,
     TokenPair,
 )
-from custos.kit.routing import CustosRoute
+from custos.kit.routing import CustosRouter
 from custos.models import Tenant, User
 
-router = APIRouter(route_class=CustosRoute, prefix="/auth", tags=["auth"])
-oauth_router = APIRouter(route_class=CustosRoute, prefix="/oauth", tags=["auth"])
+router = CustosRouter(prefix="/auth", tags=["auth"])
+oauth_router = CustosRouter(prefix="/oauth", tags=["auth"])
 
 
 @router.post("/login", response_model=TokenPair, summary="Sign in with email and password")

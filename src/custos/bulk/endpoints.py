@@ -5,7 +5,7 @@ import io
 from collections.abc import AsyncIterator
 from typing import Annotated
 
-from fastapi import APIRouter, Form, Query, Response, UploadFile
+from fastapi import Form, Query, Response, UploadFile
 from fastapi.responses import StreamingResponse
 
 from custos.auth.dependencies import BulkRead, BulkWrite, RuntimeDep, TenantSession
@@ -24,10 +24,10 @@ from custos.bulk.storage import storage_for
 from custos.bulk.uploads import format_of, received
 from custos.exceptions import Conflict, NotFound
 from custos.kit.pagination import Cursor, Limit, Page, keyset_page
-from custos.kit.routing import CustosRoute
+from custos.kit.routing import CustosRouter
 from custos.models import BulkOperation as BulkOperationModel
 
-router = APIRouter(route_class=CustosRoute, prefix="/bulk", tags=["bulk"])
+router = CustosRouter(prefix="/bulk", tags=["bulk"])
 
 
 @router.post(

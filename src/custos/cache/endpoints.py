@@ -1,13 +1,13 @@
 from __future__ import annotations
 
-from fastapi import APIRouter, Path, Response
+from fastapi import Path, Response
 
 from custos.auth.dependencies import CacheAdmin, RuntimeDep, TenantSession
 from custos.cache import service
 from custos.cache.schemas import CacheStats
-from custos.kit.routing import CustosRoute
+from custos.kit.routing import CustosRouter
 
-router = APIRouter(route_class=CustosRoute, prefix="/cache", tags=["cache"])
+router = CustosRouter(prefix="/cache", tags=["cache"])
 
 
 @router.get("/stats", response_model=CacheStats, summary="The tenant's read cache: hits, misses")

@@ -2,18 +2,18 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Response
+from fastapi import Query, Response
 
 from custos.auth.dependencies import ConsentsRead, ConsentsWrite, TenantSession
 from custos.consent import service
 from custos.consent.schemas import PURPOSE_PATTERN, ConsentGrant, ConsentRecord, ConsentStatus
 from custos.kit.idempotency import IdempotencyKeyHeader, created_once
 from custos.kit.pagination import Cursor, Limit, Page, keyset_page
-from custos.kit.routing import CustosRoute
+from custos.kit.routing import CustosRouter
 from custos.models import Consent
 from custos.privacy import requests
 
-router = APIRouter(route_class=CustosRoute, prefix="/privacy/consent", tags=["consent"])
+router = CustosRouter(prefix="/privacy/consent", tags=["consent"])
 
 CustomerId = Annotated[str, Query(max_length=40, description="The customer's id")]
 ConsentType = Annotated[str, Query(pattern=PURPOSE_PATTERN, description="The purpose")]

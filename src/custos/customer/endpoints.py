@@ -4,7 +4,7 @@ from typing import Annotated, Any
 from urllib.parse import urlencode
 
 import sqlalchemy as sa
-from fastapi import APIRouter, Header, Query, Request, Response
+from fastapi import Header, Query, Request, Response
 
 from custos.auth.dependencies import (
     CustomersRead,
@@ -50,15 +50,13 @@ from custos.customer.schemas import (
 from custos.exceptions import NotFound
 from custos.kit.idempotency import IdempotencyKeyHeader
 from custos.kit.pagination import Limit, Page
-from custos.kit.routing import CustosRoute
+from custos.kit.routing import CustosRouter
 from custos.models import Customer as CustomerModel
 from custos.models import CustomerNote
 
-router = APIRouter(route_class=CustosRoute, prefix="/customers", tags=["customers"])
+router = CustosRouter(prefix="/customers", tags=["customers"])
 # For service-role callers: the upstream auth service and the order and complaint services.
-internal_router = APIRouter(
-    route_class=CustosRoute, prefix="/internal/customers", tags=["internal"]
-)
+internal_router = CustosRouter(prefix="/internal/customers", tags=["internal"])
 
 IfMatch = Annotated[
     str | None,

@@ -1,14 +1,12 @@
 from __future__ import annotations
 
-from fastapi import APIRouter
-
 from custos.auth.scopes import SCOPES, roles_holding
 from custos.event.catalogue import documented
 from custos.event.schemas import EventTypeDoc
-from custos.kit.routing import CustosRoute
+from custos.kit.routing import CustosRouter
 from custos.kit.schemas import Schema
 
-router = APIRouter(route_class=CustosRoute, prefix="/docs", tags=["docs"])
+router = CustosRouter(prefix="/docs", tags=["docs"])
 
 
 class ScopeDoc(Schema):

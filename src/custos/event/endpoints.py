@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Query, Response
+from fastapi import Query, Response
 from pydantic import AwareDatetime
 
 from custos.auth.dependencies import EventsRead, EventsWrite, TenantSession
@@ -12,11 +12,11 @@ from custos.event.repository import EventRepository
 from custos.event.schemas import Event, EventTrigger
 from custos.exceptions import InvalidInput
 from custos.kit.pagination import Cursor, Limit, Page, decode_cursor, encode_cursor
-from custos.kit.routing import CustosRoute
+from custos.kit.routing import CustosRouter
 from custos.models import Event as EventModel
 from custos.webhook.filters import check_pattern
 
-router = APIRouter(route_class=CustosRoute, prefix="/events", tags=["events"])
+router = CustosRouter(prefix="/events", tags=["events"])
 
 TypeFilter = Annotated[
     list[str] | None,

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Header, Query, Response, UploadFile
+from fastapi import Depends, Header, Query, Response, UploadFile
 from fastapi.responses import JSONResponse
 from pydantic import AwareDatetime
 
@@ -25,10 +25,10 @@ from custos.feedback.schemas import (
 )
 from custos.kit.idempotency import Idempotency, IdempotencyKeyHeader, fingerprint
 from custos.kit.pagination import Cursor, Limit, Page, keyset_page
-from custos.kit.routing import CustosRoute
+from custos.kit.routing import CustosRouter
 from custos.models import Feedback as FeedbackModel
 
-router = APIRouter(route_class=CustosRoute, prefix="/feedback", tags=["feedback"])
+router = CustosRouter(prefix="/feedback", tags=["feedback"])
 
 IfMatch = Annotated[
     str | None, Header(max_length=200, description="The ETag you read; a stale one gets 412")

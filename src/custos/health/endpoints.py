@@ -4,17 +4,17 @@ import time
 from typing import Any
 
 import sqlalchemy as sa
-from fastapi import APIRouter, Request, Response
+from fastapi import Request, Response
 
 from custos.auth.dependencies import RuntimeDep
-from custos.kit.routing import CustosRoute
+from custos.kit.routing import CustosRouter
 from custos.kit.time import as_utc, utcnow
 from custos.models import WebhookDelivery
 from custos.observability import AUTH_CACHE_CONNECTED, render_metrics
 from custos.runtime import Runtime
 from custos.worker.app import queue_stats
 
-router = APIRouter(route_class=CustosRoute, tags=["operations"])
+router = CustosRouter(tags=["operations"])
 _STARTED = time.time()
 
 

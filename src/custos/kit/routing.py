@@ -18,7 +18,9 @@ from typing import Any
 import orjson
 from fastapi import Request, Response
 from fastapi.dependencies.models import Dependant
-from fastapi.routing import APIRoute
+from fastapi.routing import APIRoute, APIRouter
+from starlette.routing import Match
+from starlette.types import Scope
 
 # A dependency that identifies the caller carries this attribute set to True
 # (auth/dependencies.py: authenticate); a route without one in its tree is public.
@@ -73,3 +75,35 @@ class CustosRoute(APIRoute):
             return await handler(OrjsonRequest(request.scope, request.receive))
 
         return route_handler
+
+
+class CustosRouter(APIRouter):
+    """An APIRouter of CustosRoutes that a request passes over at once when its path cannot
+    lie under the router's prefix.
+
+    FastAPI (0.16x) keeps included routers as a tree and, for every request, tries each
+    route of each router in turn, twice (once to choose, once to dispatch): with Custos's
+    two hundred routes that took about half of a small request's time. A route's full path
+    is the include prefixes, then this prefix, then the route's own path (empty or starting
+    with "/"), and it must match the whole request path; so a path holding neither
+    `prefix + "/"` nor ending in `prefix` matches none of them, and the check is exact to
+    skip on. A prefix with a parameter is checked up to its first one.
+    """
+
+    def __init__(self, *, prefix: str = "", **kwargs: Any) -> None:
+        kwargs.setdefault("route_class", CustosRoute)
+        super().__init__(prefix=prefix, **kwargs)
+        literal, brace, _ = prefix.partition("{")
+        self._literal_prefix = literal
+        self._prefix_is_literal = not brace
+
+    def matches(self, scope: Scope) -> tuple[Match, Scope]:
+        literal = self._literal_prefix
+        if literal:
+            path = scope["path"]  # the root path too, if any: still exact to skip on
+            if self._prefix_is_literal:
+                if not path.endswith(literal) and literal + "/" not in path:
+                    return Match.NONE, {}
+            elif literal not in path:
+                return Match.NONE, {}
+        return super().matches(scope)

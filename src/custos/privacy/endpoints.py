@@ -3,7 +3,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 import structlog
-from fastapi import APIRouter, Query, Response
+from fastapi import Query, Response
 
 from custos.auth.dependencies import (
     PrivacyErase,
@@ -20,7 +20,7 @@ from custos.consent.schemas import PURPOSE_PATTERN, ConsentRecord, ConsentStatus
 from custos.exceptions import NotFound
 from custos.kit.idempotency import IdempotencyKeyHeader, created_once
 from custos.kit.pagination import Cursor, Limit, Page, keyset_page
-from custos.kit.routing import CustosRoute
+from custos.kit.routing import CustosRouter
 from custos.models import PrivacyRequest as PrivacyRequestModel
 from custos.privacy import export as export_service
 from custos.privacy import requests, scanning
@@ -45,7 +45,7 @@ from custos.privacy.schemas import (
 
 log = structlog.get_logger(__name__)
 
-router = APIRouter(route_class=CustosRoute, prefix="/privacy", tags=["privacy"])
+router = CustosRouter(prefix="/privacy", tags=["privacy"])
 
 ImmediateFlag = Annotated[
     bool, Query(description="Skip the grace period and erase now (admins only)")
@@ -219,7 +219,7 @@ async def export(
 
 # -- self-service: a customer-role user and their own record ---------------------------------
 
-me_router = APIRouter(route_class=CustosRoute, prefix="/privacy/me", tags=["privacy: self-service"])
+me_router = CustosRouter(prefix="/privacy/me", tags=["privacy: self-service"])
 
 
 def _own(auth: Any) -> str:

@@ -1,15 +1,12 @@
 from __future__ import annotations
 
-from fastapi import APIRouter
-
 from custos.api_key.schemas import RateLimits
 from custos.auth.dependencies import PlatformAdmin, PlatformSession, RuntimeDep
-from custos.kit.routing import CustosRoute
+from custos.kit.routing import CustosRouter
 from custos.rate_limit import service
 from custos.rate_limit.schemas import TenantRateLimits
 
-admin_router = APIRouter(
-    route_class=CustosRoute,
+admin_router = CustosRouter(
     prefix="/tenants/{tenant_id}/rate-limits",
     tags=["platform: tenants"],
 )

@@ -1,17 +1,17 @@
 from __future__ import annotations
 
-from fastapi import APIRouter, Query
+from fastapi import Query
 
 from custos.auth.dependencies import PlatformAdmin, PlatformSession, RuntimeDep
 from custos.kit.pagination import Cursor, Limit, Page, keyset_page
-from custos.kit.routing import CustosRoute
+from custos.kit.routing import CustosRouter
 from custos.models import Tenant as TenantModel
 from custos.models import TenantPlan, TenantStatus
 from custos.tenant import service
 from custos.tenant.repository import TenantRepository
 from custos.tenant.schemas import Tenant, TenantCreate, TenantUpdate
 
-router = APIRouter(route_class=CustosRoute, prefix="/tenants", tags=["platform: tenants"])
+router = CustosRouter(prefix="/tenants", tags=["platform: tenants"])
 
 
 @router.get("", response_model=Page[Tenant], summary="List tenants")

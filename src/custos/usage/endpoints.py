@@ -3,7 +3,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import Depends, Query
 from pydantic import AwareDatetime
 
 from custos.api_key import service as api_key_service
@@ -15,7 +15,7 @@ from custos.auth.dependencies import (
     TenantSession,
     UsageRead,
 )
-from custos.kit.routing import CustosRoute
+from custos.kit.routing import CustosRouter
 from custos.usage import service
 from custos.usage.repository import UsageFilter
 from custos.usage.schemas import (
@@ -26,9 +26,9 @@ from custos.usage.schemas import (
     UsageReport,
 )
 
-router = APIRouter(route_class=CustosRoute, prefix="/usage", tags=["usage"])
-key_router = APIRouter(route_class=CustosRoute, prefix="/api-keys", tags=["api keys"])
-admin_router = APIRouter(route_class=CustosRoute, prefix="/usage", tags=["platform: usage"])
+router = CustosRouter(prefix="/usage", tags=["usage"])
+key_router = CustosRouter(prefix="/api-keys", tags=["api keys"])
+admin_router = CustosRouter(prefix="/usage", tags=["platform: usage"])
 
 
 @dataclass(frozen=True)

@@ -1,17 +1,17 @@
 from __future__ import annotations
 
-from fastapi import APIRouter, Query, Response
+from fastapi import Query, Response
 
 from custos.auth.dependencies import RuntimeDep, TenantSession, UsersRead, UsersWrite
 from custos.auth.scopes import Role
 from custos.kit.pagination import Cursor, Limit, Page, keyset_page
-from custos.kit.routing import CustosRoute
+from custos.kit.routing import CustosRouter
 from custos.models import User as UserModel
 from custos.user import service
 from custos.user.repository import UserRepository
 from custos.user.schemas import User, UserCreate, UserUpdate
 
-router = APIRouter(route_class=CustosRoute, prefix="/users", tags=["users"])
+router = CustosRouter(prefix="/users", tags=["users"])
 
 
 @router.get("", response_model=Page[User], summary="List the tenant's users")

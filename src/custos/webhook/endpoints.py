@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Header, Query, Response
+from fastapi import Header, Query, Response
 from fastapi.responses import JSONResponse
 from pydantic import AwareDatetime
 
@@ -10,7 +10,7 @@ from custos.auth.dependencies import RuntimeDep, TenantSession, WebhooksRead, We
 from custos.kit.etag import etag
 from custos.kit.idempotency import IdempotencyKeyHeader, begin
 from custos.kit.pagination import Cursor, Limit, Page, keyset_page
-from custos.kit.routing import CustosRoute
+from custos.kit.routing import CustosRouter
 from custos.models import WebhookDelivery, WebhookEndpoint
 from custos.webhook import service
 from custos.webhook.repository import WebhookRepository
@@ -29,7 +29,7 @@ from custos.webhook.schemas import (
     WebhookWithSecret,
 )
 
-router = APIRouter(route_class=CustosRoute, prefix="/webhooks", tags=["webhooks"])
+router = CustosRouter(prefix="/webhooks", tags=["webhooks"])
 
 IfMatch = Annotated[
     str | None, Header(max_length=200, description="The ETag you read; a stale one gets 412")
