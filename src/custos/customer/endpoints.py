@@ -14,6 +14,7 @@ from custos.auth.dependencies import (
     SelfRead,
     SelfWrite,
     TenantSession,
+    runtime_of,
 )
 from custos.customer import (
     analytics,
@@ -215,8 +216,11 @@ async def patch_me(
 
 
 @router.get("/{customer_id}", response_model=Customer, summary="Get a customer (with its ETag)")
-async def get_customer(customer_id: str, auth: CustomersRead, runtime: RuntimeDep) -> Response:
-    # Read cache (cache/service.py) in front of the one-round-trip read.
+async def get_customer(customer_id: str, auth: CustomersRead, request: Request) -> Response:
+    # The hottest read: the runtime from the request, not RuntimeDep, is one dependency
+    # fewer for FastAPI to solve. Read cache (cache/service.py) in front of the
+    # one-round-trip read.
+    runtime = runtime_of(request)
     body, etag = await runtime.read_cache.customer(
         auth.tenant_id, customer_id, lambda: reads.customer_document(runtime.db, auth, customer_id)
     )
