@@ -447,12 +447,12 @@ class TestResume:
         real = runner._commit_chunk
         calls = 0
 
-        async def dies_in_the_fourth_chunk(*args: Any) -> int:
+        async def dies_in_the_fourth_chunk(*args: Any, **kwargs: Any) -> int:
             nonlocal calls
             calls += 1
             if calls == 4:
                 raise Killed  # the process dies mid-chunk
-            return await real(*args)
+            return await real(*args, **kwargs)
 
         monkeypatch.setattr(runner, "_commit_chunk", dies_in_the_fourth_chunk)
         with pytest.raises(Killed):
@@ -498,14 +498,15 @@ class TestResume:
                 raise RuntimeError("a reader's bug")
             return real_split(*args)
 
-        async def slow_commit(*args: Any) -> int:
+        async def slow_commit(*args: Any, **kwargs: Any) -> int:
             await asyncio.sleep(0.1)  # the database's time: reading gets ahead
-            last = await real_commit(*args)
+            last = await real_commit(*args, **kwargs)
             log.append(f"committed up to {last}")
             return last
 
         monkeypatch.setattr(runner, "split_rows", fails_in_the_sixth_chunk)
         monkeypatch.setattr(runner, "_commit_chunk", slow_commit)
+        monkeypatch.setattr(runner, "_writers", lambda *_: 1)  # one at a time: this order
         assert await runner.run(small_chunks, op_id) == "failed"
         # Chunks 1-2 committed; the third was being written when reading failed, the
         # fourth and fifth waited their turn (read ahead), the sixth was being read.
@@ -521,6 +522,99 @@ class TestResume:
             assert (op.status, op.error) == ("failed", "An internal error stopped it")
             assert (op.checkpoint, op.rows_processed, op.created) == (301, 300, 300)
         assert await _count(small_chunks, tenant.id) == 300
+
+    async def test_new_customers_are_written_two_chunks_at_once_and_commit_in_file_order(
+        self,
+        client: httpx.AsyncClient,
+        tenant: TenantHandle,
+        small_chunks: Runtime,
+        monkeypatch: pytest.MonkeyPatch,
+    ) -> None:
+        rows, faults = customer_rows(1000, bad_every=40)
+        bad = {n: f for n, f in faults.items() if f != "phone"}  # phones are lenient here
+        started = await start_import(client, tenant.admin_key, csv_bytes(rows))
+        op_id = started.json()["id"]
+        real = runner._commit_chunk
+        open_now = most_open = 0
+
+        async def counted(*args: Any, **kwargs: Any) -> int:
+            nonlocal open_now, most_open
+            open_now += 1
+            most_open = max(most_open, open_now)
+            try:
+                await asyncio.sleep(0.05)  # the database's time
+                return await real(*args, **kwargs)
+            finally:
+                open_now -= 1
+
+        monkeypatch.setattr(runner, "_commit_chunk", counted)
+        assert await runner.run(small_chunks, op_id) == "completed"
+        # SQLite writes one transaction at a time.
+        assert most_open == (2 if small_chunks.db.is_postgres else 1)
+        assert await _count(small_chunks, tenant.id) == 1000 - len(bad)
+        async with small_chunks.db.transaction(tenant_id=tenant.id) as session:
+            emails = (
+                await session.scalars(
+                    sa.select(Event.payload["customer"]["email"].as_string())
+                    .where(Event.tenant_id == tenant.id, Event.type == "customer.created")
+                    .order_by(Event.seq)
+                )
+            ).all()
+            ids = (
+                await session.scalars(
+                    sa.select(Customer.id)
+                    .where(Customer.tenant_id == tenant.id)
+                    .order_by(Customer.id)
+                )
+            ).all()
+            by_id = (
+                await session.scalars(
+                    sa.select(Customer.email)
+                    .where(Customer.tenant_id == tenant.id)
+                    .order_by(Customer.id)
+                )
+            ).all()
+        numbers = [int(e.removeprefix("person").removesuffix("@example.com")) for e in emails]
+        assert len(numbers) == len(ids) == 1000 - len(bad)
+        assert numbers == sorted(numbers)  # the events in the file's order
+        assert by_id == emails  # and the ids too
+
+    async def test_a_chunk_that_fails_takes_the_one_written_beside_it_down_too(
+        self,
+        client: httpx.AsyncClient,
+        tenant: TenantHandle,
+        small_chunks: Runtime,
+        monkeypatch: pytest.MonkeyPatch,
+    ) -> None:
+        """The fourth chunk's rows are written while the third is under way; the third
+        fails, so the fourth must not commit: the checkpoint never passes a missing chunk."""
+        rows, _ = customer_rows(1000, bad_every=10_000)
+        started = await start_import(client, tenant.admin_key, csv_bytes(rows))
+        op_id = started.json()["id"]
+        real = runner._commit_chunk
+        calls = 0
+        fourth_wrote = asyncio.Event()
+
+        async def third_fails_late(*args: Any, **kwargs: Any) -> int:
+            nonlocal calls
+            calls += 1
+            if calls == 3:
+                await asyncio.wait_for(fourth_wrote.wait(), 10)
+                raise RuntimeError("the database refused the third chunk")
+            if calls == 4:
+                fourth_wrote.set()  # its transaction begins and writes; its commit waits
+            return await real(*args, **kwargs)
+
+        monkeypatch.setattr(runner, "_commit_chunk", third_fails_late)
+        if not small_chunks.db.is_postgres:
+            monkeypatch.setattr(runner, "_writers", lambda *_: 2)  # the same check here
+        assert await runner.run(small_chunks, op_id) == "failed"
+        assert calls == 4  # nothing begun after the failure
+        async with small_chunks.db.transaction(system=True) as session:
+            op = await session.get(BulkOperation, op_id)
+            assert op is not None
+            assert (op.checkpoint, op.rows_processed, op.created) == (201, 200, 200)
+        assert await _count(small_chunks, tenant.id) == 200
 
 
 class TestCancel:

@@ -6,10 +6,11 @@ the lease: a worker killed mid-chunk leaves nothing of that chunk, and whoever t
 operation over next resumes after the checkpoint. Exports start over (the file is written
 aside and renamed into place only when complete).
 
-An import is a pipeline of two: while one chunk's transaction is with the database, the
-next chunk is read, validated and staged here, a slice of rows at a time with the event
-loop let in between. The database server and this process then work at once, and the
-chunks still commit one after another, in order.
+An import is a pipeline: while a chunk's transaction is with the database, the next chunks
+are read, validated and staged here, a slice of rows at a time with the event loop let in
+between. The database server and this process then work at once. New customers on
+PostgreSQL have two chunks written at once (`_writers`), the later one committing only
+after the earlier: chunks always commit one after another, in order.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import contextlib
 import os
 import socket
 import uuid
+from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -357,6 +359,27 @@ async def _run_import(
             await _pipeline(runtime, op, processor, rows, checkpoint, lost)
 
 
+def _writers(runtime: Runtime, processor: CustomerImporter | FeedbackRows) -> int:
+    """How many chunks' transactions may be open at once.
+
+    Two only where they cannot wait on each other: new customers (create mode) on
+    PostgreSQL. A later chunk then never touches a row of an earlier one (keys repeated in
+    the file are refused as duplicates before any write), so the only wait between them is
+    the explicit one, later on earlier. An upsert can update one customer from two chunks
+    (matched by external_id in one, by email in the other); a later chunk holding that row
+    while waiting here for the earlier one, which waits in the database for the row, would
+    wait forever. Feedback looks for near-duplicates among what is committed, so its chunks
+    go one at a time; SQLite writes one transaction at a time anyway.
+    """
+    if (
+        runtime.db.is_postgres
+        and isinstance(processor, CustomerImporter)
+        and processor.mode == ImportMode.create
+    ):
+        return 2
+    return 1
+
+
 async def _pipeline(
     runtime: Runtime,
     op: BulkOperation,
@@ -365,17 +388,39 @@ async def _pipeline(
     checkpoint: int,
     lost: asyncio.Event,
 ) -> None:
-    """Read chunks here and commit them in a task of their own, in order, with up to
-    `_AHEAD` chunks read ahead of the one being written."""
+    """Read chunks here and commit them in tasks of their own, in order, with up to
+    `_AHEAD` chunks read ahead of those being written (`_writers` of them at once)."""
     ready: asyncio.Queue[_Chunk | None] = asyncio.Queue(maxsize=_AHEAD)
     stop = False
+    writers = _writers(runtime, processor)
 
     async def commit_in_order() -> None:
-        nonlocal checkpoint
-        while (chunk := await ready.get()) is not None and not stop:
-            if lost.is_set():
-                raise LeaseLost
-            checkpoint = await _commit_chunk(runtime, op, processor, chunk, checkpoint)
+        expected = checkpoint
+        earlier: asyncio.Task[int] | None = None
+        writing: deque[asyncio.Task[int]] = deque()
+        try:
+            while True:
+                # A chunk is taken off the queue only once it can be written (reading stays
+                # `_AHEAD` chunks ahead); the oldest is awaited first, so its failure is the
+                # one raised, and nothing begins after it.
+                while writing and (len(writing) >= writers or writing[0].done()):
+                    await writing.popleft()
+                if (chunk := await ready.get()) is None or stop:
+                    break
+                while writing and writing[0].done():  # ended while the chunk was awaited
+                    await writing.popleft()
+                if lost.is_set():
+                    raise LeaseLost
+                earlier = asyncio.create_task(
+                    _commit_chunk(runtime, op, processor, chunk, expected, after=earlier)
+                )
+                writing.append(earlier)
+                expected = chunk.last
+            while writing:
+                await writing.popleft()
+        finally:
+            for task in writing:
+                await _settle(task)
 
     committer = asyncio.create_task(commit_in_order())
 
@@ -399,7 +444,7 @@ async def _pipeline(
             await _settle(committer)
 
 
-async def _settle(task: asyncio.Task[None]) -> None:
+async def _settle(task: asyncio.Task[Any]) -> None:
     """Let a chunk's transaction end on its own, as after any other failure: never cancel
     it halfway (kit/periodic.py says why). If this wait is itself cancelled, the task
     still ends by itself."""
@@ -464,13 +509,23 @@ def split_rows(
     return prepared, errors, blank
 
 
+class _EarlierChunkFailed(Exception):
+    """The chunk before this one did not commit: this one must not either."""
+
+
 async def _commit_chunk(
     runtime: Runtime,
     op: BulkOperation,
     processor: CustomerImporter | FeedbackRows,
     chunk: _Chunk,
     checkpoint: int,
+    *,
+    after: asyncio.Task[int] | None = None,
 ) -> int:
+    """One chunk's transaction. With `after` (the chunk before's, still being written), the
+    rows are written meanwhile, and the rest (errors, checkpoint, then the events as the
+    commit writes them) only once that one committed: chunks commit in file order, their
+    events follow it, and the checkpoint never passes a chunk that is not there."""
     prepared, errors, blank, last = chunk.prepared, list(chunk.errors), chunk.blank, chunk.last
     created = updated = skipped = 0
     async with runtime.db.transaction(tenant_id=op.tenant_id) as session:
@@ -482,6 +537,10 @@ async def _commit_chunk(
             done, more = await processor.write(session, prepared)
             created = len(done.rows)
             errors.extend(more)
+        if after is not None:
+            await asyncio.wait({after})
+            if after.cancelled() or after.exception() is not None:
+                raise _EarlierChunkFailed  # rolls this chunk back too
         if errors:
             await session.execute(
                 sa.insert(_ERRORS),
