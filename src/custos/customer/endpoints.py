@@ -74,10 +74,11 @@ def _with_etag(response: Response, customer: CustomerModel) -> CustomerModel:
 async def create_customer(
     body: CustomerCreate,
     auth: CustomersWrite,
-    runtime: RuntimeDep,
+    request: Request,
     idempotency_key: IdempotencyKeyHeader = None,
 ) -> Response:
-    return await writes.create(runtime.db, auth, body, idempotency_key)
+    # The hottest write: the runtime from the request is one dependency fewer to solve.
+    return await writes.create(runtime_of(request).db, auth, body, idempotency_key)
 
 
 @router.get("", response_model=Page[Customer], summary="List customers, newest first")
