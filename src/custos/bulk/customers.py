@@ -16,7 +16,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from decimal import Decimal
 from types import SimpleNamespace
 from typing import Any, cast
 
@@ -32,7 +31,7 @@ from custos.bulk.schemas import ImportMode, MatchOn
 from custos.customer.duplicates import email_key
 from custos.customer.phones import PhonePolicy, to_e164
 from custos.customer.schemas import CustomerCreate, CustomerPatch, check_metadata
-from custos.customer.service import EDITABLE, api_names, merge_patch, search_text
+from custos.customer.service import EDITABLE, api_names, merge_patch, new_row, search_text
 from custos.db import customers_changed
 from custos.event import service as event_log
 from custos.kit import pgcopy
@@ -207,36 +206,7 @@ class CustomerImporter:
         return Prepared(row=row, item=item, key=key, create=create, patch=patch)
 
     def new_row(self, body: CustomerCreate, customer_id: str, now: datetime) -> dict[str, Any]:
-        phone_e164 = to_e164(body.phone, self.policy.region) if body.phone else None
-        row: dict[str, Any] = {
-            "id": customer_id,
-            "tenant_id": self.actor.tenant_id,
-            "external_id": body.external_id,
-            "email": body.email,
-            "email_key": email_key(body.email) if body.email else None,
-            "full_name": body.full_name,
-            "phone": body.phone,
-            "phone_e164": phone_e164,
-            "company": body.company,
-            "address": body.address.model_dump() if body.address else None,
-            "customer_type": body.customer_type.value,
-            "status": body.status.value,
-            "tags": body.tags,
-            "metadata": body.metadata,
-            "order_count": 0,
-            "total_order_value": Decimal("0.00"),  # as the column (scale 2) gives it back
-            "currency": None,
-            "complaint_count": 0,
-            "last_order_at": None,
-            "deleted_at": None,
-            "merged_into_id": None,
-            "anonymized_at": None,
-            "version": 1,
-            "created_at": now,
-            "updated_at": now,
-        }
-        row["search_text"] = search_text(cast(Customer, SimpleNamespace(**row)))
-        return row
+        return new_row(self.actor, body, self.policy, customer_id, now)
 
     def stage(self, prepared: list[Prepared], ids: IdRun, now: datetime) -> None:
         """Build what writing a new record takes, before its transaction: the runner stages

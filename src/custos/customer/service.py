@@ -1,9 +1,12 @@
 from __future__ import annotations
 
 import re
+from datetime import datetime
 from decimal import Decimal
-from typing import Any
+from types import SimpleNamespace
+from typing import Any, cast
 
+import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -61,12 +64,18 @@ async def _phone_policy(session: AsyncSession, actor: Principal) -> PhonePolicy:
 
 def _apply_phone(customer: Customer, phone: str | None, policy: PhonePolicy) -> None:
     customer.phone = phone
-    customer.phone_e164 = to_e164(phone, policy.region) if phone else None
-    if phone and customer.phone_e164 is None and policy.strict:
+    customer.phone_e164 = _e164(phone, policy)
+
+
+def _e164(phone: str | None, policy: PhonePolicy) -> str | None:
+    """The number in E.164, if it reads as one; a strict tenant refuses one that does not."""
+    normalised = to_e164(phone, policy.region) if phone else None
+    if phone and normalised is None and policy.strict:
         raise InvalidInput(
             "The phone number cannot be read as a valid number",
             errors=[{"loc": ["body", "phone"], "msg": "not a valid phone number"}],
         )
+    return normalised
 
 
 async def flush(session: AsyncSession) -> None:
@@ -140,40 +149,68 @@ def emit(
     )
 
 
+# The record's attributes by column: the ORM calls the `metadata` column `attributes`.
+ATTRIBUTE_COLUMNS = tuple(
+    (attr.key, attr.columns[0].name) for attr in sa.inspect(Customer).column_attrs
+)
+
+
+def new_row(
+    actor: Principal,
+    body: CustomerCreate,
+    policy: PhonePolicy,
+    customer_id: str | None = None,
+    now: datetime | None = None,
+) -> dict[str, Any]:
+    """The row a create inserts, by column name, normalised and with its derived columns:
+    what the API's create, both its paths, and a bulk import write."""
+    phone_e164 = _e164(body.phone, policy)
+    now = now or utcnow()
+    row: dict[str, Any] = {
+        "id": customer_id or new_id("cus"),
+        "tenant_id": actor.tenant_id,
+        "external_id": body.external_id,
+        "email": body.email,
+        "email_key": email_key(body.email) if body.email else None,
+        "full_name": body.full_name,
+        "phone": body.phone,
+        "phone_e164": phone_e164,
+        "company": body.company,
+        "address": body.address.model_dump() if body.address else None,
+        "customer_type": body.customer_type.value,
+        "status": body.status.value,
+        "tags": body.tags,
+        "metadata": body.metadata,
+        "order_count": 0,
+        "total_order_value": Decimal("0.00"),  # as the column (scale 2) gives it back
+        "currency": None,
+        "complaint_count": 0,
+        "last_order_at": None,
+        "deleted_at": None,
+        "merged_into_id": None,
+        "anonymized_at": None,
+        "version": 1,
+        "created_at": now,
+        "updated_at": now,
+    }
+    row["search_text"] = search_text(cast(Customer, SimpleNamespace(**row)))
+    return row
+
+
+def by_attribute(row: dict[str, Any]) -> dict[str, Any]:
+    """A row (by column) as the record's attributes: what `CustomerOut` and the audit read."""
+    return {key: row[column] for key, column in ATTRIBUTE_COLUMNS}
+
+
 def new_customer(actor: Principal, body: CustomerCreate, policy: PhonePolicy) -> Customer:
-    """The record a create makes, normalised and with its derived columns, not yet stored."""
-    now = utcnow()
-    customer = Customer(
-        id=new_id("cus"),
-        tenant_id=actor.tenant_id,
-        external_id=body.external_id,
-        email=body.email,
-        full_name=body.full_name,
-        company=body.company,
-        address=body.address.model_dump() if body.address else None,
-        customer_type=body.customer_type,
-        status=body.status,
-        tags=body.tags,
-        attributes=body.metadata,
-        order_count=0,
-        total_order_value=Decimal("0.00"),  # as the column (scale 2) gives it back
-        currency=None,
-        complaint_count=0,
-        last_order_at=None,
-        deleted_at=None,
-        merged_into_id=None,
-        anonymized_at=None,
-        version=1,
-        created_at=now,
-        updated_at=now,
-    )
-    _apply_phone(customer, body.phone, policy)
-    derive(customer)
-    return customer
+    """The record a create makes (`new_row`), not yet stored."""
+    return Customer(**by_attribute(new_row(actor, body, policy)))
 
 
-def created_audit_changes(customer: Customer) -> dict[str, Any]:
-    return audit.changed_fields({}, audited(customer))
+def created_audit_changes(customer: Customer | dict[str, Any]) -> dict[str, Any]:
+    """The audit's changes for a new record (or its attributes, `by_attribute`)."""
+    values = customer if isinstance(customer, dict) else audited(customer)
+    return audit.changed_fields({}, {name: values[name] for name in AUDITED})
 
 
 async def create(session: AsyncSession, actor: Principal, body: CustomerCreate) -> Customer:

@@ -2,7 +2,7 @@
 
 The generic create costs five round trips (BEGIN with the tenant settings, the INSERT, the
 audit row, the event, COMMIT), an ORM unit of work, and the record serialised three times.
-Here the same rows, built by the same functions (`service.new_customer`,
+Here the same rows, built by the same functions (`service.new_row`,
 `audit.new_entry`, `event.new_row`), travel in one message (`Database.one_round_trip`):
 one implicit transaction, so the record, its audit row and its event commit together or
 not at all, row-level security checks the insert, and the unique indexes answer a clash
@@ -28,6 +28,7 @@ from custos.audit import service as audit
 from custos.auth.principal import Principal
 from custos.customer import service
 from custos.customer.phones import PhonePolicy
+from custos.customer.reads import FIELDS
 from custos.customer.schemas import Customer as CustomerOut
 from custos.customer.schemas import CustomerCreate
 from custos.db import Database
@@ -35,10 +36,6 @@ from custos.event import service as event_log
 from custos.kit.idempotency import created_once
 from custos.models import AuditLog, Customer, Event
 from custos.worker.defer import queue_insert
-
-_CUSTOMER_COLUMNS = tuple(
-    (attr.key, attr.columns[0].name) for attr in sa.inspect(Customer).column_attrs
-)
 
 
 def _insert(table: sa.Table) -> Callable[[dict[str, Any]], tuple[str, list[Any]]]:
@@ -99,13 +96,16 @@ async def create(
 async def _create_in_one_round_trip(
     db: Database, actor: Principal, body: CustomerCreate, policy: PhonePolicy
 ) -> tuple[bytes, dict[str, str]]:
-    customer = service.new_customer(actor, body, policy)
-    document = CustomerOut.__pydantic_serializer__.to_json(CustomerOut.model_validate(customer))
+    # A row, not an ORM object: nothing here needs the unit of work.
+    row = service.new_row(actor, body, policy)
+    customer = service.by_attribute(row)
+    shown = CustomerOut.model_validate({field: customer[field] for field in FIELDS})
+    document = CustomerOut.__pydantic_serializer__.to_json(shown)
     entry = audit.new_entry(
         actor,
         "customer.created",
         "customer",
-        customer.id,
+        row["id"],
         changes=service.created_audit_changes(customer),
     )
     event = event_log.new_row(
@@ -113,9 +113,8 @@ async def _create_in_one_round_trip(
         events.CUSTOMER_CREATED,
         {"customer": orjson.Fragment(document)},
         subject_type="customer",
-        subject_id=customer.id,
+        subject_id=row["id"],
     )
-    row = {column: getattr(customer, key) for key, column in _CUSTOMER_COLUMNS}
     statements, params = [], []
     for statement, values in (
         _insert_customer(row),
@@ -135,5 +134,5 @@ async def _create_in_one_round_trip(
     if db.audit_sealer is not None:
         db.audit_sealer.request([actor.tenant_id])
     if db.read_cache is not None:
-        await db.read_cache.invalidate({actor.tenant_id: {customer.id}})
-    return document, _headers(customer.id, customer.version)
+        await db.read_cache.invalidate({actor.tenant_id: {row["id"]}})
+    return document, _headers(row["id"], row["version"])
