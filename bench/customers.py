@@ -25,6 +25,10 @@ inside its transaction and filters on tenant_id too. Their POSTs validate a Pyda
 and INSERT; unlike Custos they check no uniqueness first, parse no phone number and write
 no audit row.
 
+The GET and POST comparisons run in rounds (`--rounds`, default 3), every server once a
+round in a turning order; a ratio is taken within each round and the median over rounds
+reported, so the drift of a shared machine's speed over minutes favours no server.
+
 Besides wrk's figures, each target reports the server's CPU time per request (its processes
 only, so steadier than requests/s on a shared machine) and how many PostgreSQL sessions
 were opened during the run (connection pool churn).
@@ -49,6 +53,7 @@ import os
 import platform
 import random
 import secrets
+import statistics
 import sys
 import tempfile
 import time
@@ -831,7 +836,8 @@ def list_query(target: ListTarget) -> str:
 
 @dataclass
 class Measured:
-    results: dict[str, Run]
+    results: dict[str, Run]  # each target's median run (by requests/s) of its rounds
+    rounds: dict[str, list[Run]]  # each target's runs, round by round
     bodies: dict[str, dict[str, Any]]
     skipped: dict[str, str]  # list targets the endpoint cannot serve, and why
     load_before: float
@@ -842,48 +848,76 @@ def measure(
     settings: Settings, seeded: Seeded, workdir: Path, args: argparse.Namespace
 ) -> Measured:
     """All reads first, then all writes, one server up at a time: a server's idle pool and
-    the rows one target inserts never weigh on another target's read figures."""
+    the rows one target inserts never weigh on another target's read figures.
+
+    Each phase runs in rounds, every server once a round, in an order that turns round by
+    round: a shared machine's speed drifts over minutes, and a ratio is taken within a
+    round (then the median over rounds), so drift weighs on no server more than another.
+    The list targets run in the first round only (they have no baseline to compare with)."""
     load = Load(require_wrk(), plain_dsn(settings), args)
-    measured = Measured({}, {}, {}, os.getloadavg()[0], 0.0)
+    measured = Measured({}, {}, {}, {}, os.getloadavg()[0], 0.0)
     for phase in ("GET", "POST"):
-        for kind in SERVERS:
-            with _started(settings, seeded, workdir, kind) as server:
-                # /health answered, but the other worker may still be starting up.
-                if not wait_until_idle(server.process.pid):
-                    print(f"  note: the {kind} server never went idle after starting", flush=True)
-                try:
-                    _drive(load, measured, seeded, kind, phase, server)
-                except BenchError as exc:
-                    raise BenchError(f"{exc}\n{kind} server log:\n{server.log_tail()}") from None
+        for round_no in range(args.rounds):
+            turn = round_no % len(SERVERS)
+            for kind in SERVERS[turn:] + SERVERS[:turn]:
+                if args.rounds > 1:
+                    print(f"  round {round_no + 1}/{args.rounds}: {kind} {phase}", flush=True)
+                with _started(settings, seeded, workdir, kind) as server:
+                    # /health answered, but the other worker may still be starting up.
+                    if not wait_until_idle(server.process.pid):
+                        print(f"  note: the {kind} server never went idle after starting")
+                    try:
+                        _drive(load, measured, seeded, kind, phase, server, lists=round_no == 0)
+                    except BenchError as exc:
+                        log = server.log_tail()
+                        raise BenchError(f"{exc}\n{kind} server log:\n{log}") from None
+    for name, runs in measured.rounds.items():
+        measured.results[name] = sorted(runs, key=lambda run: run.wrk.rps)[(len(runs) - 1) // 2]
     _same_fields(measured.bodies)
     measured.load_after = os.getloadavg()[0]
     return measured
 
 
 def _drive(
-    load: Load, measured: Measured, seeded: Seeded, kind: str, phase: str, server: Server
+    load: Load,
+    measured: Measured,
+    seeded: Seeded,
+    kind: str,
+    phase: str,
+    server: Server,
+    *,
+    lists: bool,
 ) -> None:
     headers = {"Authorization": f"Bearer {seeded.api_key}"} if kind == "custos" else {}
     path = CUSTOS_PATH if kind == "custos" else BASELINE_PATH
-    results = measured.results
+
+    def record(name: str, run: Run) -> None:
+        measured.rounds.setdefault(name, []).append(run)
+
     if phase == "POST":
-        results[f"{kind}_post"] = load.run(
-            f"{kind} POST",
-            server,
-            path,
-            partial(post_lua, kind),
-            {**headers, "Content-Type": "application/json"},
+        record(
+            f"{kind}_post",
+            load.run(
+                f"{kind} POST",
+                server,
+                path,
+                partial(post_lua, kind),
+                {**headers, "Content-Type": "application/json"},
+            ),
         )
         return
     measured.bodies[kind] = check_server(kind, server, seeded)
-    results[f"{kind}_get"] = load.run(
-        f"{kind} GET",
-        server,
-        path + "/",  # the Lua script adds the id
-        partial(get_lua, path, seeded.ids_file),
-        headers,
+    record(
+        f"{kind}_get",
+        load.run(
+            f"{kind} GET",
+            server,
+            path + "/",  # the Lua script adds the id
+            partial(get_lua, path, seeded.ids_file),
+            headers,
+        ),
     )
-    if kind != "custos":
+    if kind != "custos" or not lists:
         return
     parameters = list_parameters(server)
     for name, target in LISTS.items():
@@ -892,12 +926,15 @@ def _drive(
             continue
         query = list_query(target)
         check_list(server, seeded, query, seeded.list_matches[name])
-        results[name] = load.run(
-            f"custos ?{target.query.rpartition('&')[2]}",
-            server,
-            query,
-            lambda: "",  # no Lua hooks: the same URL every time
-            headers,
+        record(
+            name,
+            load.run(
+                f"custos ?{target.query.rpartition('&')[2]}",
+                server,
+                query,
+                lambda: "",  # no Lua hooks: the same URL every time
+                headers,
+            ),
         )
 
 
@@ -953,8 +990,15 @@ def report(
 ) -> dict[str, Any]:
     r = {name: run.wrk for name, run in measured.results.items()}
 
+    def per_round(a: str, b: str) -> list[float]:
+        return [
+            x.wrk.rps / y.wrk.rps if y.wrk.rps else 0.0
+            for x, y in zip(measured.rounds[a], measured.rounds[b], strict=True)
+        ]
+
     def ratio(a: str, b: str) -> float:
-        return r[a].rps / r[b].rps if r[b].rps else 0.0
+        # Within each round, then the median: drift between rounds cancels out.
+        return statistics.median(per_round(a, b))
 
     rows = [
         ("custos_get", f"GET  Custos {CUSTOS_PATH}/{{id}} (API key)"),
@@ -976,12 +1020,15 @@ def report(
         "post_custos_over_raw": ratio("custos_post", "raw_post"),
         "post_orm_over_raw": ratio("orm_post", "raw_post"),
     }
-    cpu = {name: run.cpu_ms for name, run in measured.results.items()}
 
     def cpu_ratio(a: str, b: str) -> float | None:
         # b's CPU per request over a's: the requests/s ratio a/b if CPU were all that counted.
-        a_ms, b_ms = cpu[a], cpu[b]
-        return b_ms / a_ms if a_ms and b_ms else None
+        each = [
+            y.cpu_ms / x.cpu_ms
+            for x, y in zip(measured.rounds[a], measured.rounds[b], strict=True)
+            if x.cpu_ms and y.cpu_ms
+        ]
+        return statistics.median(each) if each else None
 
     cpu_ratios = {
         "get_custos_over_orm": cpu_ratio("custos_get", "orm_get"),
@@ -1037,6 +1084,15 @@ def report(
             f"  {target.query} matches {seeded.list_matches[name]} of {seeded.count} rows "
             f"({share:.1%}); {how or 'newest first, keyset on the id'}"
         )
+    if args.rounds > 1:
+        print(
+            f"  {args.rounds} rounds; a target's row above is its median run; ratios are "
+            "taken within each round, then the median.\n"
+            "  Custos/ORM round by round: GET "
+            + ", ".join(f"{x:.2f}" for x in per_round("custos_get", "orm_get"))
+            + "; POST "
+            + ", ".join(f"{x:.2f}" for x in per_round("custos_post", "orm_post"))
+        )
     print(
         f"  GET  requests/s ratios: Custos/ORM {ratios['get_custos_over_orm']:.2f}, "
         f"Custos/raw {ratios['get_custos_over_raw']:.2f}, ORM/raw {ratios['get_orm_over_raw']:.2f}"
@@ -1087,6 +1143,10 @@ def report(
         "seed_seconds": round(seeded.seconds, 2),
         "results": {name: _figures(run) for name, run in measured.results.items()},
         "ratios": {name: round(value, 4) for name, value in ratios.items()},
+        "rounds": args.rounds,
+        "rps_by_round": {
+            name: [round(run.wrk.rps, 1) for run in runs] for name, runs in measured.rounds.items()
+        },
         "cpu_ratios": {
             name: None if value is None else round(value, 4) for name, value in cpu_ratios.items()
         },
@@ -1118,9 +1178,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--warmup-seconds", type=int, default=2, help="wrk warm-up per target")
     parser.add_argument("--connections", type=int, default=32, help="wrk connections")
     parser.add_argument("--threads", type=int, default=2, help="wrk threads")
+    parser.add_argument(
+        "--rounds", type=int, default=3, help="rounds of the GET and POST comparisons"
+    )
     args = parser.parse_args(argv)
     if args.serve is None and args.customers < 2 * LIST_LIMIT:
         parser.error(f"--customers must be at least {2 * LIST_LIMIT}")
+    if args.rounds < 1:
+        parser.error("--rounds must be at least 1")
     return args
 
 
