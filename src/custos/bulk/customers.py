@@ -31,7 +31,14 @@ from custos.bulk.schemas import ImportMode, MatchOn
 from custos.customer.duplicates import email_key
 from custos.customer.phones import PhonePolicy, to_e164
 from custos.customer.schemas import CustomerCreate, CustomerPatch, check_metadata
-from custos.customer.service import EDITABLE, api_names, merge_patch, new_row, search_text
+from custos.customer.service import (
+    EDITABLE,
+    api_names,
+    merge_patch,
+    new_row,
+    new_row_shared,
+    search_text,
+)
 from custos.db import customers_changed
 from custos.event import service as event_log
 from custos.kit import pgcopy
@@ -205,29 +212,26 @@ class CustomerImporter:
                 self.seen[name][value] = row
         return Prepared(row=row, item=item, key=key, create=create, patch=patch)
 
-    def new_row(self, body: CustomerCreate, customer_id: str, now: datetime) -> dict[str, Any]:
-        return new_row(self.actor, body, self.policy, customer_id, now)
-
     def stage(self, prepared: list[Prepared], ids: IdRun, now: datetime) -> None:
         """Build what writing a new record takes, before its transaction: the runner stages
         a chunk while the previous one is being written."""
         creates = [p for p in prepared if p.create is not None and p.values is None]
-        event_ids = new_ids("evt", len(creates)) if self.copy_lines else []
+        if not creates:
+            return
+        shared = new_row_shared(self.actor, now)
+        if self.copy_lines:
+            event_ids = new_ids("evt", len(creates))
+            customer_line = pgcopy.Template(_COLUMNS, shared).line
+            event = event_log.prebuilder(
+                self.actor, events.CUSTOMER_CREATED, occurred_at=now, subject_type="customer"
+            )
         for n, (p, customer_id) in enumerate(zip(creates, ids.take(len(creates)), strict=True)):
             assert p.create is not None
-            p.values = self.new_row(p.create, customer_id, now)
+            p.values = new_row(self.actor, p.create, self.policy, customer_id, shared=shared)
             p.payload = {"customer": api_payload(p.values)}
             if self.copy_lines:
-                p.copy_line = copy_line(p.values)
-                p.event = event_log.prebuilt(
-                    self.actor,
-                    events.CUSTOMER_CREATED,
-                    p.payload,
-                    event_id=event_ids[n],
-                    occurred_at=now,
-                    subject_type="customer",
-                    subject_id=customer_id,
-                )
+                p.copy_line = customer_line(p.values)
+                p.event = event(event_ids[n], customer_id, p.payload)
 
     # -- per chunk, in the chunk's transaction ---------------------------------------------
 

@@ -155,20 +155,40 @@ ATTRIBUTE_COLUMNS = tuple(
 )
 
 
+def new_row_shared(actor: Principal, now: datetime) -> dict[str, Any]:
+    """What every record a create makes for the actor's tenant at `now` holds, whatever its
+    body (a bulk import formats it once for many rows)."""
+    return {
+        "tenant_id": actor.tenant_id,
+        "order_count": 0,
+        "total_order_value": Decimal("0.00"),  # as the column (scale 2) gives it back
+        "currency": None,
+        "complaint_count": 0,
+        "last_order_at": None,
+        "deleted_at": None,
+        "merged_into_id": None,
+        "anonymized_at": None,
+        "version": 1,
+        "created_at": now,
+        "updated_at": now,
+    }
+
+
 def new_row(
     actor: Principal,
     body: CustomerCreate,
     policy: PhonePolicy,
     customer_id: str | None = None,
     now: datetime | None = None,
+    *,
+    shared: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The row a create inserts, by column name, normalised and with its derived columns:
-    what the API's create, both its paths, and a bulk import write."""
+    what the API's create, both its paths, and a bulk import write. `shared` is
+    `new_row_shared(actor, now)`, when the caller has it already."""
     phone_e164 = _e164(body.phone, policy)
-    now = now or utcnow()
     row: dict[str, Any] = {
         "id": customer_id or new_id("cus"),
-        "tenant_id": actor.tenant_id,
         "external_id": body.external_id,
         "email": body.email,
         "email_key": email_key(body.email) if body.email else None,
@@ -181,17 +201,7 @@ def new_row(
         "status": body.status.value,
         "tags": body.tags,
         "metadata": body.metadata,
-        "order_count": 0,
-        "total_order_value": Decimal("0.00"),  # as the column (scale 2) gives it back
-        "currency": None,
-        "complaint_count": 0,
-        "last_order_at": None,
-        "deleted_at": None,
-        "merged_into_id": None,
-        "anonymized_at": None,
-        "version": 1,
-        "created_at": now,
-        "updated_at": now,
+        **(shared if shared is not None else new_row_shared(actor, now or utcnow())),
     }
     row["search_text"] = search_text(cast(Customer, SimpleNamespace(**row)))
     return row

@@ -10,6 +10,7 @@ from committed rows it was told about, never from gaps in `seq` (which commit ou
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
@@ -119,23 +120,28 @@ class Prebuilt:
     line: str  # every column after the position, tab-separated, newline-ended
 
 
-def prebuilt(
-    actor: Principal,
-    event_type: EventType,
-    payload: dict[str, Any],
-    *,
-    event_id: str,
-    occurred_at: datetime,
-    subject_type: str,
-    subject_id: str,
-) -> Prebuilt:
-    event = new_row(actor, event_type, payload, subject_type=subject_type, subject_id=subject_id)
-    event["id"], event["occurred_at"] = event_id, occurred_at
-    return Prebuilt(event_id, event["tenant_id"], pgcopy.line(event[name] for name in _NAMES))
+def prebuilder(
+    actor: Principal, event_type: EventType, *, occurred_at: datetime, subject_type: str
+) -> Callable[[str, str, dict[str, Any]], Prebuilt]:
+    """Events of one type, time and subject type built ahead of their transaction (a bulk
+    import's): what they share is formatted once; each then needs its id, subject and
+    payload."""
+    shared = new_row(actor, event_type, None, subject_type=subject_type)
+    shared["occurred_at"] = occurred_at
+    for varying in ("id", "subject_id", "payload"):
+        del shared[varying]
+    template = pgcopy.Template(_NAMES, shared)
+    tenant_id = shared["tenant_id"]
+
+    def build(event_id: str, subject_id: str, payload: dict[str, Any]) -> Prebuilt:
+        values = {"id": event_id, "subject_id": subject_id, "payload": payload}
+        return Prebuilt(event_id, tenant_id, template.line(values))
+
+    return build
 
 
 def emit_prebuilt(session: AsyncSession, events: list[Prebuilt]) -> None:
-    """Queue events built with prebuilt(), in order with the others."""
+    """Queue events built with prebuilder(), in order with the others."""
     if not events:
         return
     session.info.setdefault(_PENDING, []).extend(events)

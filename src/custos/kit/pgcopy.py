@@ -10,7 +10,7 @@ or a JSON document.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -48,6 +48,36 @@ def field(value: Any) -> str:
 
 def line(values: Iterable[Any]) -> str:
     return "\t".join([field(v) for v in values]) + "\n"
+
+
+class Template:
+    """COPY lines for rows that share the values of some columns (a bulk import's tenant,
+    timestamps, zero counters): those are formatted once, the others row by row."""
+
+    def __init__(self, columns: Sequence[str], shared: Mapping[str, Any]) -> None:
+        self.varying = tuple(c for c in columns if c not in shared)
+        # The text before each varying column's value, then the line's end.
+        self._pieces: list[str] = []
+        current: list[str] = []
+        for n, column in enumerate(columns):
+            separator = "\t" if n else ""
+            if column in shared:
+                current.append(separator + field(shared[column]))
+            else:
+                current.append(separator)
+                self._pieces.append("".join(current))
+                current = []
+        current.append("\n")
+        self._pieces.append("".join(current))
+
+    def line(self, row: Mapping[str, Any]) -> str:
+        """The row's line; only its varying columns are read."""
+        pieces = self._pieces
+        out = [pieces[0]]
+        for column, after in zip(self.varying, pieces[1:], strict=True):
+            out.append(field(row[column]))
+            out.append(after)
+        return "".join(out)
 
 
 async def insert_through_stage(
