@@ -14,6 +14,7 @@ database's.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from types import SimpleNamespace
@@ -122,6 +123,14 @@ def api_payload(row: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+@dataclass(frozen=True, slots=True)
+class _Staging:
+    now: datetime
+    shared: dict[str, Any]  # service.new_row_shared
+    customer_line: Callable[[Mapping[str, Any]], str]
+    event: Callable[[str, str, dict[str, Any]], event_log.Prebuilt]
+
+
 class CustomerImporter:
     def __init__(
         self,
@@ -143,6 +152,7 @@ class CustomerImporter:
         self.copy_lines = copy_lines  # PostgreSQL: new rows go in by COPY
         # Keys taken by earlier rows of this file: a second row with one is a duplicate.
         self.seen: dict[str, dict[str, int]] = {"id": {}, "external_id": {}, "email": {}}
+        self._staging: _Staging | None = None
 
     # -- per row, in Python --------------------------------------------------------------
 
@@ -218,20 +228,32 @@ class CustomerImporter:
         creates = [p for p in prepared if p.create is not None and p.values is None]
         if not creates:
             return
-        shared = new_row_shared(self.actor, now)
-        if self.copy_lines:
-            event_ids = new_ids("evt", len(creates))
-            customer_line = pgcopy.Template(_COLUMNS, shared).line
-            event = event_log.prebuilder(
-                self.actor, events.CUSTOMER_CREATED, occurred_at=now, subject_type="customer"
-            )
+        staging = self._staging_at(now)
+        event_ids = new_ids("evt", len(creates)) if self.copy_lines else []
         for n, (p, customer_id) in enumerate(zip(creates, ids.take(len(creates)), strict=True)):
             assert p.create is not None
-            p.values = new_row(self.actor, p.create, self.policy, customer_id, shared=shared)
+            p.values = new_row(
+                self.actor, p.create, self.policy, customer_id, shared=staging.shared
+            )
             p.payload = {"customer": api_payload(p.values)}
             if self.copy_lines:
-                p.copy_line = customer_line(p.values)
-                p.event = event(event_ids[n], customer_id, p.payload)
+                p.copy_line = staging.customer_line(p.values)
+                p.event = staging.event(event_ids[n], customer_id, p.payload)
+
+    def _staging_at(self, now: datetime) -> _Staging:
+        """What the rows staged at `now` share, formatted once: a chunk is staged a slice at
+        a time, all at its `now`."""
+        if self._staging is None or self._staging.now != now:
+            shared = new_row_shared(self.actor, now)
+            self._staging = _Staging(
+                now,
+                shared,
+                pgcopy.Template(_COLUMNS, shared).line,
+                event_log.prebuilder(
+                    self.actor, events.CUSTOMER_CREATED, occurred_at=now, subject_type="customer"
+                ),
+            )
+        return self._staging
 
     # -- per chunk, in the chunk's transaction ---------------------------------------------
 

@@ -72,11 +72,9 @@ class Template:
 
     def line(self, row: Mapping[str, Any]) -> str:
         """The row's line; only its varying columns are read."""
-        pieces = self._pieces
-        out = [pieces[0]]
-        for column, after in zip(self.varying, pieces[1:], strict=True):
-            out.append(field(row[column]))
-            out.append(after)
+        out = [""] * (2 * len(self._pieces) - 1)  # the pieces at even places, values between
+        out[::2] = self._pieces
+        out[1::2] = [field(row[column]) for column in self.varying]
         return "".join(out)
 
 
