@@ -23,7 +23,8 @@ from starlette.routing import Match
 from starlette.types import Scope
 
 # A dependency that identifies the caller carries this attribute set to True
-# (auth/dependencies.py: authenticate); a route without one in its tree is public.
+# (auth/dependencies.py: authenticate, and the scope checks that call it); a route without
+# one in its tree is public.
 IDENTIFIES_CALLER = "identifies_caller"
 
 
@@ -83,7 +84,7 @@ class CustosRouter(APIRouter):
 
     FastAPI (0.16x) keeps included routers as a tree and, for every request, tries each
     route of each router in turn, twice (once to choose, once to dispatch): with Custos's
-    two hundred routes that took about half of a small request's time. A route's full path
+    140 routes that took about half of a small request's Python time. A route's full path
     is the include prefixes, then this prefix, then the route's own path (empty or starting
     with "/"), and it must match the whole request path; so a path holding neither
     `prefix + "/"` nor ending in `prefix` matches none of them, and the check is exact to
