@@ -53,6 +53,18 @@ def worker(settings: Settings) -> subprocess.Popen[bytes]:
     )
 
 
+def _lease_holder(workers: list[subprocess.Popen[bytes]], lease_owner: str | None) -> int:
+    """The index of the worker holding the import's lease (its owner names the process:
+    host:pid:token), so a kill interrupts the import rather than an idle worker; the oldest
+    worker if the owner is not one of them."""
+    _, _, rest = (lease_owner or "").partition(":")
+    pid = rest.partition(":")[0]
+    for index, process in enumerate(workers):
+        if str(process.pid) == pid:
+            return index
+    return 0
+
+
 async def scenario(settings: Settings, rows: int, kills: int, workdir: Path) -> dict[str, Any]:
     runtime = Runtime.build(settings)
     await runtime.start()
@@ -79,7 +91,7 @@ async def scenario(settings: Settings, rows: int, kills: int, workdir: Path) -> 
             if len(killed_at) < kills and current.checkpoint > (len(killed_at) + 1) * total // (
                 kills + 2
             ):
-                victim = workers.pop(0)
+                victim = workers.pop(_lease_holder(workers, current.lease_owner))
                 victim.send_signal(signal.SIGKILL)
                 victim.wait()
                 killed_at.append(current.checkpoint)
