@@ -294,10 +294,14 @@ class CustomerImporter:
             return result
         if rows:
             inserted = await self._insert(session, creates)
-            written = [p for p, row in zip(creates, rows, strict=True) if row["id"] in inserted]
-            built = [p.event for p in written if p.event is not None]
-            if len(built) == len(written):  # built while staging: queued as they are
-                event_log.emit_prebuilt(session, built)
+            written: list[tuple[Prepared, dict[str, Any]]] = []
+            lost: list[tuple[Prepared, dict[str, Any]]] = []
+            for p, row in zip(creates, rows, strict=True):
+                (written if row["id"] in inserted else lost).append((p, row))
+            if self.copy_lines:  # the events were built while staging
+                event_log.emit_prebuilt(
+                    session, [cast(event_log.Prebuilt, p.event) for p, _ in written]
+                )
             else:
                 with gc_paused():
                     event_log.emit_many(
@@ -306,14 +310,10 @@ class CustomerImporter:
                         events.CUSTOMER_CREATED,
                         [
                             (cast(dict[str, Any], p.payload), "customer", row["id"])
-                            for p, row in zip(creates, rows, strict=True)
-                            if row["id"] in inserted
+                            for p, row in written
                         ],
                     )
             result.created += len(inserted)
-            lost = [
-                (p, row) for p, row in zip(creates, rows, strict=True) if row["id"] not in inserted
-            ]
             result.errors.extend(await self._conflicts(session, lost))
         if updates:
             await self._update(session, updates, now, result)
@@ -342,10 +342,9 @@ class CustomerImporter:
 
     async def _insert(self, session: AsyncSession, creates: list[Prepared]) -> set[str]:
         """Insert, skipping rows a unique index refuses; returns the ids written."""
+        if self.copy_lines:  # PostgreSQL: the lines were built while staging
+            return await _copy_insert(session, [cast(str, p.copy_line) for p in creates])
         rows = [cast(dict[str, Any], p.values) for p in creates]
-        if session.get_bind().dialect.name == "postgresql":
-            lines = [p.copy_line or copy_line(row) for p, row in zip(creates, rows, strict=True)]
-            return await _copy_insert(session, lines)
         await session.execute(sa.insert(_CUSTOMERS).prefix_with("OR IGNORE"), rows)
         ids = [r["id"] for r in rows]
         written: set[str] = set()
@@ -538,11 +537,6 @@ def _as_row(customer: Customer) -> dict[str, Any]:
     }
     row["metadata"] = customer.attributes
     return row
-
-
-def copy_line(row: dict[str, Any]) -> str:
-    """The row in COPY's text format, columns in table order."""
-    return pgcopy.line([row[name] for name in _COLUMNS])
 
 
 async def _copy_insert(session: AsyncSession, lines: list[str]) -> set[str]:
