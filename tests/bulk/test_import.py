@@ -425,6 +425,24 @@ class Killed(BaseException):
     asyncio re-raises out of the event loop when a task raises it.)"""
 
 
+async def _queued(
+    client: httpx.AsyncClient, tenant: TenantHandle, count: int, bad_every: int, **form: str
+) -> tuple[str, dict[int, str]]:
+    """An import of `count` customers queued; its id and the rows it must refuse (phones
+    are lenient here, so a bad phone is not one of them)."""
+    rows, faults = customer_rows(count, bad_every=bad_every)
+    started = await start_import(client, tenant.admin_key, csv_bytes(rows), **form)
+    assert started.status_code == 202, started.text
+    return started.json()["id"], {n: f for n, f in faults.items() if f != "phone"}
+
+
+async def _operation(runtime: Runtime, op_id: str) -> BulkOperation:
+    async with runtime.db.transaction(system=True) as session:
+        op = await session.get(BulkOperation, op_id)
+        assert op is not None
+        return op
+
+
 class TestResume:
     @pytest.fixture
     async def small_chunks(self, settings: Settings) -> AsyncIterator[Runtime]:
@@ -440,10 +458,7 @@ class TestResume:
         small_chunks: Runtime,
         monkeypatch: pytest.MonkeyPatch,
     ) -> None:
-        rows, faults = customer_rows(1000, bad_every=25)
-        bad = {n: f for n, f in faults.items() if f != "phone"}  # phones are lenient here
-        started = await start_import(client, tenant.admin_key, csv_bytes(rows))
-        op_id = started.json()["id"]
+        op_id, bad = await _queued(client, tenant, 1000, bad_every=25)
         real = runner._commit_chunk
         calls = 0
 
@@ -483,9 +498,7 @@ class TestResume:
         """Reading runs ahead of writing: when it fails, the chunk under way still commits
         whole (never cut off halfway), the chunks read but not begun are not written, and
         the import fails with its checkpoint after the last one committed."""
-        rows, _ = customer_rows(1000, bad_every=10_000)
-        started = await start_import(client, tenant.admin_key, csv_bytes(rows))
-        op_id = started.json()["id"]
+        op_id, _ = await _queued(client, tenant, 1000, bad_every=10_000)
         real_split, real_commit = runner.split_rows, runner._commit_chunk
         slices = 0
         log: list[str] = []
@@ -516,24 +529,24 @@ class TestResume:
             "reading failed",
             "committed up to 301",
         ]
-        async with small_chunks.db.transaction(system=True) as session:
-            op = await session.get(BulkOperation, op_id)
-            assert op is not None
-            assert (op.status, op.error) == ("failed", "An internal error stopped it")
-            assert (op.checkpoint, op.rows_processed, op.created) == (301, 300, 300)
+        op = await _operation(small_chunks, op_id)
+        assert (op.status, op.error) == ("failed", "An internal error stopped it")
+        assert (op.checkpoint, op.rows_processed, op.created) == (301, 300, 300)
         assert await _count(small_chunks, tenant.id) == 300
 
+    @pytest.mark.parametrize("mode", ["create", "upsert"])
     async def test_new_customers_are_written_two_chunks_at_once_and_commit_in_file_order(
         self,
         client: httpx.AsyncClient,
         tenant: TenantHandle,
         small_chunks: Runtime,
         monkeypatch: pytest.MonkeyPatch,
+        mode: str,
     ) -> None:
-        rows, faults = customer_rows(1000, bad_every=40)
-        bad = {n: f for n, f in faults.items() if f != "phone"}  # phones are lenient here
-        started = await start_import(client, tenant.admin_key, csv_bytes(rows))
-        op_id = started.json()["id"]
+        """Two chunks at once only where they cannot wait on each other: new customers on
+        PostgreSQL. An upsert (one customer could be matched from two chunks) and SQLite
+        (one writer at a time) go one chunk at a time."""
+        op_id, bad = await _queued(client, tenant, 1000, bad_every=40, mode=mode)
         real = runner._commit_chunk
         open_now = most_open = 0
 
@@ -549,22 +562,13 @@ class TestResume:
 
         monkeypatch.setattr(runner, "_commit_chunk", counted)
         assert await runner.run(small_chunks, op_id) == "completed"
-        # SQLite writes one transaction at a time.
-        assert most_open == (2 if small_chunks.db.is_postgres else 1)
-        assert await _count(small_chunks, tenant.id) == 1000 - len(bad)
+        assert most_open == (2 if small_chunks.db.is_postgres and mode == "create" else 1)
         async with small_chunks.db.transaction(tenant_id=tenant.id) as session:
             emails = (
                 await session.scalars(
                     sa.select(Event.payload["customer"]["email"].as_string())
                     .where(Event.tenant_id == tenant.id, Event.type == "customer.created")
                     .order_by(Event.seq)
-                )
-            ).all()
-            ids = (
-                await session.scalars(
-                    sa.select(Customer.id)
-                    .where(Customer.tenant_id == tenant.id)
-                    .order_by(Customer.id)
                 )
             ).all()
             by_id = (
@@ -575,9 +579,10 @@ class TestResume:
                 )
             ).all()
         numbers = [int(e.removeprefix("person").removesuffix("@example.com")) for e in emails]
-        assert len(numbers) == len(ids) == 1000 - len(bad)
+        assert len(numbers) == len(by_id) == 1000 - len(bad)
         assert numbers == sorted(numbers)  # the events in the file's order
-        assert by_id == emails  # and the ids too
+        if mode == "create":  # an upsert's chunks each take ids of their own run
+            assert by_id == emails  # the ids in the file's order too
 
     async def test_a_chunk_that_fails_takes_the_one_written_beside_it_down_too(
         self,
@@ -588,9 +593,7 @@ class TestResume:
     ) -> None:
         """The fourth chunk's rows are written while the third is under way; the third
         fails, so the fourth must not commit: the checkpoint never passes a missing chunk."""
-        rows, _ = customer_rows(1000, bad_every=10_000)
-        started = await start_import(client, tenant.admin_key, csv_bytes(rows))
-        op_id = started.json()["id"]
+        op_id, _ = await _queued(client, tenant, 1000, bad_every=10_000)
         real = runner._commit_chunk
         calls = 0
         fourth_wrote = asyncio.Event()
@@ -610,10 +613,47 @@ class TestResume:
             monkeypatch.setattr(runner, "_writers", lambda *_: 2)  # the same check here
         assert await runner.run(small_chunks, op_id) == "failed"
         assert calls == 4  # nothing begun after the failure
-        async with small_chunks.db.transaction(system=True) as session:
-            op = await session.get(BulkOperation, op_id)
-            assert op is not None
-            assert (op.checkpoint, op.rows_processed, op.created) == (201, 200, 200)
+        op = await _operation(small_chunks, op_id)
+        assert (op.checkpoint, op.rows_processed, op.created) == (201, 200, 200)
+        assert await _count(small_chunks, tenant.id) == 200
+
+    async def test_a_cancel_while_chunks_are_written_keeps_only_what_committed_before_it(
+        self,
+        client: httpx.AsyncClient,
+        tenant: TenantHandle,
+        small_chunks: Runtime,
+        monkeypatch: pytest.MonkeyPatch,
+    ) -> None:
+        """Cancelled once two chunks have committed, while the third is about to be written
+        (and, on PostgreSQL, the fourth beside it): neither commits, and the operation says
+        exactly what is in the table."""
+        op_id, _ = await _queued(client, tenant, 1000, bad_every=10_000)
+        real = runner._commit_chunk
+        calls = 0
+
+        async def cancelled_before_the_third(*args: Any, **kwargs: Any) -> int:
+            nonlocal calls
+            calls += 1
+            if calls == 3:
+                for _ in range(200):  # the second chunk's commit does not wait for this one
+                    if (await _operation(small_chunks, op_id)).checkpoint == 201:
+                        break
+                    await asyncio.sleep(0.05)
+                cancelled = await client.post(
+                    f"{OPS}/{op_id}/cancel", headers=bearer(tenant.admin_key)
+                )
+                assert cancelled.status_code == 200, cancelled.text
+            return await real(*args, **kwargs)
+
+        monkeypatch.setattr(runner, "_commit_chunk", cancelled_before_the_third)
+        assert await runner.run(small_chunks, op_id) is None  # the lease is gone
+        op = await _operation(small_chunks, op_id)
+        assert (op.status, op.checkpoint, op.rows_processed, op.created) == (
+            "cancelled",
+            201,
+            200,
+            200,
+        )
         assert await _count(small_chunks, tenant.id) == 200
 
 
