@@ -4,11 +4,11 @@ start new ones, and check the result is exact and every kill interrupted the imp
 
 Two workers run at once; every few seconds the one running the import is killed with
 SIGKILL and a new one started, `--kills` times, while the import runs. At the end: the
-operation has one attempt more per kill, is
-completed, rows processed = rows in the file, created + failed = rows, the customers table
-holds exactly `created` rows with distinct external ids, and the error report lists every
-bad row once. Prints a table, then one JSON line. Usage: python bench/bulk_crash.py
-[--customers 100000 --kills 3]; DATABASE_URL as for bench/bulk.py.
+operation is completed with one attempt more per kill, rows processed = rows in the file,
+created + failed = rows, the customers table holds exactly `created` rows with distinct
+external ids, and the error report lists every bad row once. Prints a table, then one
+JSON line. Usage: python bench/bulk_crash.py [--customers 100000 --kills 3]; DATABASE_URL
+as for bench/bulk.py.
 """
 
 from __future__ import annotations
