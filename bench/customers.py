@@ -836,12 +836,19 @@ def list_query(target: ListTarget) -> str:
 
 @dataclass
 class Measured:
-    results: dict[str, Run]  # each target's median run (by requests/s) of its rounds
     rounds: dict[str, list[Run]]  # each target's runs, round by round
     bodies: dict[str, dict[str, Any]]
     skipped: dict[str, str]  # list targets the endpoint cannot serve, and why
     load_before: float
     load_after: float
+
+    @property
+    def results(self) -> dict[str, Run]:
+        """Each target's median run (by requests/s) of its rounds."""
+        return {
+            name: sorted(runs, key=lambda run: run.wrk.rps)[(len(runs) - 1) // 2]
+            for name, runs in self.rounds.items()
+        }
 
 
 def measure(
@@ -855,7 +862,7 @@ def measure(
     round (then the median over rounds), so drift weighs on no server more than another.
     The list targets run in the first round only (they have no baseline to compare with)."""
     load = Load(require_wrk(), plain_dsn(settings), args)
-    measured = Measured({}, {}, {}, {}, os.getloadavg()[0], 0.0)
+    measured = Measured({}, {}, {}, os.getloadavg()[0], 0.0)
     for phase in ("GET", "POST"):
         for round_no in range(args.rounds):
             turn = round_no % len(SERVERS)
@@ -871,8 +878,6 @@ def measure(
                     except BenchError as exc:
                         log = server.log_tail()
                         raise BenchError(f"{exc}\n{kind} server log:\n{log}") from None
-    for name, runs in measured.rounds.items():
-        measured.results[name] = sorted(runs, key=lambda run: run.wrk.rps)[(len(runs) - 1) // 2]
     _same_fields(measured.bodies)
     measured.load_after = os.getloadavg()[0]
     return measured
@@ -974,7 +979,7 @@ def _figures(run: Run) -> dict[str, Any]:
 
 
 def _search_note(measured: Measured) -> str:
-    if "custos_search" in measured.results:
+    if "custos_search" in measured.rounds:
         return (
             f"the list target is ?q={SEARCH_TERM} text search, an email fragment few rows"
             " contain; the tag lists are for information"
@@ -988,7 +993,8 @@ def _search_note(measured: Measured) -> str:
 def report(
     settings: Settings, seeded: Seeded, measured: Measured, args: argparse.Namespace
 ) -> dict[str, Any]:
-    r = {name: run.wrk for name, run in measured.results.items()}
+    results = measured.results
+    r = {name: run.wrk for name, run in results.items()}
 
     def per_round(a: str, b: str) -> list[float]:
         return [
@@ -1009,7 +1015,7 @@ def report(
         ("raw_post", f"POST raw psycopg baseline {BASELINE_PATH}"),
     ]
     for name, target in LISTS.items():
-        if name in measured.results:
+        if name in results:
             rows.append((name, f"LIST Custos ?limit={LIST_LIMIT}&{target.query}"))
 
     ratios = {
@@ -1066,7 +1072,7 @@ def report(
         f"{'requests':>9}{'CPU ms':>8}{'conns':>6}"
     )
     for name, label in rows:
-        res, run = r[name], measured.results[name]
+        res, run = r[name], results[name]
         print(
             f"  {label:<54}{res.rps:>7.0f}{res.p50_us / 1000:>8.1f}{res.p95_us / 1000:>8.1f}"
             f"{res.p99_us / 1000:>8.1f}{res.requests:>9}{run.cpu_ms_text:>8}{run.db_sessions:>6}"
@@ -1141,7 +1147,7 @@ def report(
         "cpus": os.cpu_count(),
         "customers": seeded.count,
         "seed_seconds": round(seeded.seconds, 2),
-        "results": {name: _figures(run) for name, run in measured.results.items()},
+        "results": {name: _figures(run) for name, run in results.items()},
         "ratios": {name: round(value, 4) for name, value in ratios.items()},
         "rounds": args.rounds,
         "rps_by_round": {
@@ -1152,7 +1158,7 @@ def report(
         },
         "list_matches": seeded.list_matches,
         "load_average": [round(measured.load_before, 2), round(measured.load_after, 2)],
-        "q_search_measured": "custos_search" in measured.results,
+        "q_search_measured": "custos_search" in results,
         "q_search_note": _search_note(measured),
         "wrk": {
             "threads": args.threads,
