@@ -26,6 +26,8 @@ SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
 def runtime_of(request: Request) -> Runtime:
+    """The runtime, for the hottest endpoints: taking it from the request instead of
+    `RuntimeDep` is one dependency fewer for FastAPI to solve on every call."""
     runtime: Runtime = request.app.state.runtime
     return runtime
 

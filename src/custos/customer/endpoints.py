@@ -76,7 +76,6 @@ async def create_customer(
     request: Request,
     idempotency_key: IdempotencyKeyHeader = None,
 ) -> Response:
-    # The hottest write: the runtime from the request is one dependency fewer to solve.
     return await writes.create(runtime_of(request).db, auth, body, idempotency_key)
 
 
@@ -86,7 +85,7 @@ async def list_customers(
     auth: CustomersRead,
     query: Annotated[CustomerListQuery, Query()],
 ) -> Response:
-    runtime = runtime_of(request)  # not RuntimeDep: one dependency fewer on a hot read
+    runtime = runtime_of(request)
 
     async def page() -> bytes:
         return await lists.page(runtime.db, auth, query)
@@ -218,9 +217,7 @@ async def patch_me(
 
 @router.get("/{customer_id}", response_model=Customer, summary="Get a customer (with its ETag)")
 async def get_customer(customer_id: str, auth: CustomersRead, request: Request) -> Response:
-    # The hottest read: the runtime from the request, not RuntimeDep, is one dependency
-    # fewer for FastAPI to solve. Read cache (cache/service.py) in front of the
-    # one-round-trip read.
+    # Read cache (cache/service.py) in front of the one-round-trip read.
     runtime = runtime_of(request)
     body, etag = await runtime.read_cache.customer(
         auth.tenant_id, customer_id, lambda: reads.customer_document(runtime.db, auth, customer_id)

@@ -63,8 +63,7 @@ def _hashes(normalised: str) -> set[int]:
         # Slicing the bytes gives each shingle's encoding without encoding each.
         data = text.encode()
         return set(map(_xxh64, {data[i : i + SHINGLE] for i in range(len(data) - SHINGLE + 1)}))
-    shingles = {text[i : i + SHINGLE] for i in range(len(text) - SHINGLE + 1)}
-    return {_xxh64(s.encode()) for s in shingles}
+    return set(map(_hash64, {text[i : i + SHINGLE] for i in range(len(text) - SHINGLE + 1)}))
 
 
 def sketch(normalised: str) -> tuple[int, ...]:

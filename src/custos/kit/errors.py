@@ -88,18 +88,20 @@ def problem(
 
 
 def _validation_errors(exc: RequestValidationError) -> list[dict[str, Any]]:
-    # The offending input is never echoed back: it may be personal data or a secret. A
-    # JSON parse error says why (the parser's reason names a position, not the input).
+    # The offending input is never echoed back: it may be personal data or a secret.
     return [
-        {
-            "loc": list(err.get("loc", ())),
-            "msg": f"{err.get('msg', '')}: {err['ctx']['error']}"
-            if err.get("type") == "json_invalid" and "error" in (err.get("ctx") or {})
-            else str(err.get("msg", "")),
-            "type": err.get("type"),
-        }
+        {"loc": list(err.get("loc", ())), "msg": _message(err), "type": err.get("type")}
         for err in exc.errors()
     ]
+
+
+def _message(err: dict[str, Any]) -> str:
+    message = str(err.get("msg", ""))
+    reason = (err.get("ctx") or {}).get("error")
+    if err.get("type") == "json_invalid" and reason:
+        # A JSON parse error says why: the parser's reason names a position, not the input.
+        return f"{message}: {reason}"
+    return message
 
 
 async def _custos_error(request: Request, exc: Exception) -> Response:
