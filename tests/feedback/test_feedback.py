@@ -1,17 +1,23 @@
 from __future__ import annotations
 
+import asyncio
 import json
 
 import httpx
 import pytest
 import sqlalchemy as sa
+from alembic import command
 from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
 
+from custos.app import create_app
 from custos.config import Settings
 from custos.feedback import dedup
-from custos.models import FeedbackBand, Tenant
+from custos.kit.scratch import throwaway_database
+from custos.migrate import alembic_config, upgrade
+from custos.models import Feedback, FeedbackBand, Tenant
 from custos.runtime import Runtime
 from tests.bulk.helpers import csv_bytes, xlsx_bytes
+from tests.conftest import BASE_URL, make_settings, runtime_with
 from tests.factories import Factory, TenantHandle, bearer
 
 BASE = "/api/v1/feedback"
@@ -249,6 +255,61 @@ class TestBandIndex:
         async with runtime.db.transaction(system=True) as session:
             await session.execute(sa.delete(Tenant).where(Tenant.id == tenant.id))
         assert await band_rows() == {}
+
+    async def test_the_xxh3_migration_makes_every_sketch_and_band_key_again(self) -> None:
+        """Migration 8d1e5f3a7b62 replaced the shingle hash: every stored sketch and band
+        key is made again from the content, equal to what ingest makes now. Stale values
+        (another hash's) are planted first, and the migration runs again over them, on a
+        database of its own with nothing else writing (as `custos migrate` runs)."""
+        with throwaway_database("custos-xxh3") as url:
+            own = make_settings(url)
+            await asyncio.to_thread(upgrade, own)
+            async with runtime_with(url) as runtime:
+                tenant = await Factory(runtime).tenant()
+                transport = httpx.ASGITransport(app=create_app(own, runtime))
+                async with httpx.AsyncClient(transport=transport, base_url=BASE_URL) as client:
+                    customer = await _customer(client, tenant)
+                    made = {}
+                    for text, owner in [
+                        ("The parcel was late again", customer),
+                        ("Checkout page froze twice, then charged me twice", customer),
+                        ("Ünïcödé names are mangled on the invoice", None),
+                    ]:
+                        body = {"content": text} | ({"customer_id": owner} if owner else {})
+                        response = await client.post(
+                            BASE, json=body, headers=bearer(tenant.admin_key)
+                        )
+                        assert response.status_code == 201, response.text
+                        made[response.json()["id"]] = (text, owner)
+                async with runtime.db.transaction(system=True) as session:
+                    await session.execute(
+                        sa.update(Feedback).values(sketch=dedup.encode((1, 2, 3)))
+                    )
+                    await session.execute(sa.delete(FeedbackBand))
+                    await session.execute(
+                        sa.insert(FeedbackBand).values(
+                            tenant_id=tenant.id, band=42, feedback_id=next(iter(made))
+                        )
+                    )
+            # Its downgrade changes nothing: going below it and up again runs it once more.
+            await asyncio.to_thread(command.downgrade, alembic_config(own), "5c2d8e4f6a17")
+            await asyncio.to_thread(upgrade, own)
+            async with (
+                runtime_with(url) as runtime,
+                runtime.db.transaction(system=True, write=False) as session,
+            ):
+                found = await session.execute(sa.select(Feedback.id, Feedback.sketch))
+                sketches: dict[str, str] = dict(found.tuples().all())
+                bands: dict[str, set[int]] = {}
+                for feedback_id, band in await session.execute(
+                    sa.select(FeedbackBand.feedback_id, FeedbackBand.band)
+                ):
+                    bands.setdefault(feedback_id, set()).add(band)
+        assert set(sketches) == set(bands) == set(made)
+        for feedback_id, (text, owner) in made.items():
+            sketch, bins = dedup.fingerprint(dedup.normalise(text))
+            assert sketches[feedback_id] == dedup.encode(sketch)
+            assert bands[feedback_id] == set(dedup.band_keys(bins, owner))
 
     async def test_band_look_up_probes_the_index_even_when_planned_without_its_values(
         self, settings: Settings, runtime: Runtime, tenant: TenantHandle
