@@ -133,6 +133,10 @@ class Settings(BaseSettings):
     worker_heartbeat_seconds: float = Field(5.0, gt=0, le=300)
     worker_stalled_after_seconds: float = Field(30.0, gt=0, le=86_400)
     worker_failed_job_retention_days: int = Field(30, ge=1, le=3650)
+    # PostgreSQL: how often an idle worker looks for committed events to dispatch (the
+    # event outbox); what it finds becomes jobs at once, and a full batch is followed at
+    # once by the next.
+    worker_event_poll_seconds: float = Field(0.05, gt=0, le=10)
 
     # Webhooks. Hosts (names, addresses, CIDRs) that deliveries may reach even though they
     # are private, loopback or link-local; empty by default, so only public addresses are.

@@ -32,10 +32,10 @@ from custos.customer.reads import FIELDS
 from custos.customer.schemas import Customer as CustomerOut
 from custos.customer.schemas import CustomerCreate
 from custos.db import Database
+from custos.event import outbox
 from custos.event import service as event_log
 from custos.kit.idempotency import created_once
 from custos.models import AuditLog, Customer, Event
-from custos.worker.defer import queue_insert
 
 
 def _insert(table: sa.Table) -> Callable[[dict[str, Any]], tuple[str, list[Any]]]:
@@ -120,8 +120,8 @@ async def _create_in_one_round_trip(
         _insert_customer(row),
         _insert_audit_entry(entry),
         _insert_event(event),
-        # As emit() does on the generic path: the job that carries the event out.
-        queue_insert(event_log.dispatch_job(actor.tenant_id, [event["id"]])),
+        # As emit() does on the generic path: the event named for dispatch.
+        outbox.insert(actor.tenant_id, [event["id"]]),
     ):
         statements.append(statement)
         params.extend(values)

@@ -2,9 +2,11 @@
 the change it describes was committed.
 
 Events are queued on the session and written with one INSERT just before the commit, like
-audit entries: no ORM unit-of-work, no round trip per event. In the same transaction one
-`events.dispatch` job per tenant is deferred, naming the events it carries: delivery works
-from committed rows it was told about, never from gaps in `seq` (which commit out of order).
+audit entries: no ORM unit-of-work, no round trip per event. In the same transaction the
+events are named for dispatch, one entry per tenant: on PostgreSQL a row of `event_outbox`
+that workers turn into `events.dispatch` jobs (event/outbox.py), on SQLite the job itself.
+Delivery works from committed rows it was told about, never from gaps in `seq` (which
+commit out of order).
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from custos.audit import service as audit
 from custos.auth.principal import Principal
 from custos.db import on_before_commit
+from custos.event import outbox
 from custos.event.repository import EventRepository
 from custos.event.schemas import EventTrigger
 from custos.events import CATALOGUE, EventType
@@ -219,6 +222,9 @@ async def _write_pending(session: AsyncSession) -> None:
             by_tenant.setdefault(event.tenant_id, []).append(event.id)
         else:
             by_tenant.setdefault(event["tenant_id"], []).append(event["id"])
+    if session.get_bind().dialect.name == "postgresql":
+        await outbox.add(session, by_tenant)
+        return
     for tenant, ids in by_tenant.items():
         defer_request(session, dispatch_job(tenant, ids))
 
@@ -272,7 +278,7 @@ def _as_json(rows: list[dict[str, Any]]) -> str:
 
 def dispatch_job(tenant_id: str, event_ids: list[str]) -> JobRequest:
     """The job that carries committed events out: webhook fan-out and the bucket."""
-    return JobRequest("events.dispatch", {"tenant_id": tenant_id, "event_ids": event_ids})
+    return JobRequest(outbox.DISPATCH_TASK, {"tenant_id": tenant_id, "event_ids": event_ids})
 
 
 async def get(session: AsyncSession, actor: Principal, event_id: str) -> Event:

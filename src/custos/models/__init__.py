@@ -11,6 +11,7 @@ from custos.models.customer_merge import CustomerMerge
 from custos.models.customer_note import CustomerNote
 from custos.models.customer_stat_increment import CustomerStatIncrement
 from custos.models.event import Event
+from custos.models.event_outbox import EventOutbox
 from custos.models.feedback import Feedback, FeedbackBand
 from custos.models.idempotency_key import IdempotencyKey
 from custos.models.job_outbox import JobOutbox
@@ -34,6 +35,7 @@ __all__ = [
     "CustomerNote",
     "CustomerStatIncrement",
     "Event",
+    "EventOutbox",
     "Feedback",
     "FeedbackBand",
     "IdempotencyKey",

@@ -30,6 +30,7 @@ from custos.auth import tasks as auth_tasks
 from custos.bulk import tasks as bulk_tasks
 from custos.config import Settings
 from custos.customer import tasks as customer_tasks
+from custos.event import outbox
 from custos.event import tasks as event_tasks
 from custos.kit.time import utcnow
 from custos.privacy import tasks as privacy_tasks
@@ -137,7 +138,12 @@ async def queue_stats(runtime: Runtime, job_app: procrastinate.App) -> QueueStat
                 )
             )
         ).one()
-    return QueueStats(pending=row[0], running=row[1], oldest_pending_at=row[2], failed=row[3])
+    # Rows of the event outbox are dispatch jobs about to be made: pending too.
+    waiting, waiting_since = await outbox.waiting(runtime.db)
+    oldest = min((t for t in (row[2], waiting_since) if t is not None), default=None)
+    return QueueStats(
+        pending=row[0] + waiting, running=row[1], oldest_pending_at=oldest, failed=row[3]
+    )
 
 
 class InProcessWorker:
@@ -156,6 +162,7 @@ class InProcessWorker:
             await self.local.resume()
         else:
             self._tasks.append(asyncio.create_task(reap_forever(self.job_app, self.runtime)))
+            self._tasks.append(asyncio.create_task(_move_events_forever(self.runtime)))
         settings = self.runtime.settings
         options = worker_options(
             self.runtime,
@@ -192,6 +199,10 @@ class InProcessWorker:
         await self.job_app.close_async()
 
 
+async def _move_events_forever(runtime: Runtime) -> None:
+    await outbox.move_forever(runtime.db, runtime.settings.worker_event_poll_seconds)
+
+
 async def due_jobs(runtime: Runtime, job_app: procrastinate.App) -> int:
     """How many queued jobs could run now."""
     if not runtime.db.is_postgres:
@@ -209,7 +220,10 @@ async def due_jobs(runtime: Runtime, job_app: procrastinate.App) -> int:
                 " AND (scheduled_at IS NULL OR scheduled_at <= now())"
             )
         )
-        return int(found.scalar_one())
+        due = int(found.scalar_one())
+    # Events in the outbox are dispatch jobs about to be made.
+    waiting, _ = await outbox.waiting(runtime.db)
+    return due + waiting
 
 
 async def run_until_idle(
@@ -224,6 +238,8 @@ async def run_until_idle(
         if local is not None:
             await local.resume()
         for _ in range(max_rounds):
+            if local is None:
+                await outbox.move_all(runtime.db)
             await job_app.run_worker_async(
                 wait=False,
                 install_signal_handlers=False,
@@ -281,6 +297,7 @@ async def run_worker(
     log.info("worker_started", queues=options["queues"], concurrency=concurrency)
     while not stopping.is_set():
         reaper: asyncio.Task[None] | None = None
+        mover: asyncio.Task[None] | None = None
         reporter: asyncio.Task[None] | None = None
         try:
             async with job_app.open_async():
@@ -296,6 +313,7 @@ async def run_worker(
                 # Bulk operations whose worker died under their lease run again.
                 await bulk_tasks.recover(runtime)
                 reaper = asyncio.create_task(reap_forever(job_app, runtime))
+                mover = asyncio.create_task(_move_events_forever(runtime))
                 # procrastinate's own run_worker_async, with the worker at hand to report
                 # its id to the supervisor.
                 job_app.perform_import_paths()  # type: ignore[no-untyped-call]
@@ -313,10 +331,11 @@ async def run_worker(
         finally:
             if reporter is not None:
                 reporter.cancel()
-            if reaper is not None:
-                reaper.cancel()
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await reaper
+            for helper in (reaper, mover):
+                if helper is not None:
+                    helper.cancel()
+                    with contextlib.suppress(asyncio.CancelledError, Exception):
+                        await helper
         if not stopping.is_set():
             # The worker stopped without being asked (its database connection was lost).
             with contextlib.suppress(TimeoutError):

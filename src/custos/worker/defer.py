@@ -82,25 +82,6 @@ def defer_request(session: AsyncSession, job: JobRequest) -> None:
     on_before_commit(session, "jobs", _write_pending)
 
 
-def queue_insert(job: JobRequest) -> tuple[str, list[Any]]:
-    """PostgreSQL: the INSERT that queues `job` and its parameters, for a caller that sends
-    its statements itself in one transaction (`Database.one_round_trip`)."""
-    return (
-        "INSERT INTO procrastinate_jobs"
-        " (queue_name, task_name, priority, lock, queueing_lock, args, scheduled_at)"
-        " VALUES (%s, %s, %s, %s, %s, %s::jsonb, %s) ON CONFLICT DO NOTHING",
-        [
-            job.queue,
-            job.task_name,
-            job.priority,
-            job.lock,
-            job.queueing_lock,
-            orjson.dumps(job.args).decode(),
-            job.scheduled_at,
-        ],
-    )
-
-
 def pending_count(session: AsyncSession) -> int:
     return len(session.info.get(_PENDING, []))
 
