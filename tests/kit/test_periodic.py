@@ -56,3 +56,26 @@ def test_full_collections_are_deferred_while_any_holder_is_inside() -> None:
     assert gc.get_threshold() == before
     assert deferred[:2] == before[:2]
     assert deferred[2] > 10**9
+
+
+def test_settling_freezes_what_start_up_made_and_raises_the_young_threshold() -> None:
+    import gc
+
+    from custos.kit.gcpause import YOUNG_THRESHOLD, settle_after_start_up
+
+    before = gc.get_threshold()
+    made_at_start_up = [[n] for n in range(1_000)]  # lists: always tracked
+    assert all(gc.is_tracked(o) for o in made_at_start_up)
+    try:
+        settle_after_start_up()
+        assert gc.get_freeze_count() >= len(made_at_start_up)
+        # Frozen: no collection visits them (nor lists them) any more.
+        tracked = {id(o) for o in gc.get_objects()}
+        assert not any(id(o) in tracked for o in made_at_start_up)
+        assert gc.get_threshold() == (YOUNG_THRESHOLD, *before[1:])
+        made_later = [-1]
+        assert gc.is_tracked(made_later)
+        assert id(made_later) in {id(o) for o in gc.get_objects()}
+    finally:
+        gc.unfreeze()
+        gc.set_threshold(*before)

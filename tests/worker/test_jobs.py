@@ -88,14 +88,18 @@ class TestPurge:
 
 class TestInProcessWorker:
     async def test_a_deferred_job_runs_inside_the_api_process(
-        self, settings: Settings, factory: Factory
+        self, settings: Settings, factory: Factory, monkeypatch: pytest.MonkeyPatch
     ) -> None:
         own = make_settings(settings.database_url, jobs_in_process=True)
         runtime = Runtime.build(own)
         app = create_app(own, runtime)
         tenant = await factory.tenant()
         ids = await _sessions(runtime, tenant.admin.id, tenant.id)
+        settled: list[bool] = []
+        monkeypatch.setattr("custos.app.settle_after_start_up", lambda: settled.append(True))
         async with app.router.lifespan_context(app):
+            # The heap the start-up built is frozen once it is up (kit/gcpause.py).
+            assert settled == [True]
             job_app = app.state.job_app
             await job_app.configure_task("auth.purge_ended_sessions").defer_async(timestamp=0)
             deadline = time.monotonic() + 15

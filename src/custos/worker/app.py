@@ -32,6 +32,7 @@ from custos.config import Settings
 from custos.customer import tasks as customer_tasks
 from custos.event import outbox
 from custos.event import tasks as event_tasks
+from custos.kit.gcpause import settle_after_start_up
 from custos.kit.time import utcnow
 from custos.privacy import tasks as privacy_tasks
 from custos.runtime import Runtime
@@ -281,6 +282,8 @@ async def run_worker(
     with growing pauses, until it can reach the database; SIGTERM or SIGINT stop it.
     """
     job_app = create_job_app(runtime.settings)
+    job_app.perform_import_paths()  # type: ignore[no-untyped-call]
+    settle_after_start_up()
     stopping = asyncio.Event()
     loop = asyncio.get_running_loop()
     current: asyncio.Task[None] | None = None
@@ -316,7 +319,6 @@ async def run_worker(
                 mover = asyncio.create_task(_move_events_forever(runtime))
                 # procrastinate's own run_worker_async, with the worker at hand to report
                 # its id to the supervisor.
-                job_app.perform_import_paths()  # type: ignore[no-untyped-call]
                 worker = job_app._worker(install_signal_handlers=False, **options)
                 if link is not None:
                     reporter = asyncio.create_task(_report_when_registered(worker, link))
