@@ -24,6 +24,10 @@ class AuditLog(TenantOwned, Base):
         ),
     )
 
+    # No index of its own: every index of the table that needs it starts with it.
+    tenant_id: Mapped[str] = mapped_column(
+        sa.String(40), sa.ForeignKey("tenants.id", ondelete="CASCADE"), nullable=False
+    )
     id: Mapped[str] = mapped_column(sa.String(40), primary_key=True)
     # Null until the row is sealed into its tenant's chain (see custos.audit.sealing).
     seq: Mapped[int | None] = mapped_column(sa.BigInteger)

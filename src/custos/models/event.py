@@ -22,6 +22,10 @@ class Event(TenantOwned, Base):
 
     # Assigned by the database in insert order: increasing within each tenant (with gaps),
     # so receivers can order events without a per-tenant counter every writer would lock.
+    # No index of its own: every index of the table that needs it starts with it.
+    tenant_id: Mapped[str] = mapped_column(
+        sa.String(40), sa.ForeignKey("tenants.id", ondelete="CASCADE"), nullable=False
+    )
     seq: Mapped[int] = mapped_column(
         sa.BigInteger().with_variant(sa.Integer(), "sqlite"), primary_key=True, autoincrement=True
     )
