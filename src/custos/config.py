@@ -123,6 +123,9 @@ class Settings(BaseSettings):
     feedback_upload_max_rows: int = Field(10_000, ge=1, le=1_000_000)
     feedback_duplicate_window_hours: int = Field(168, ge=0, le=24 * 365)
     feedback_near_duplicate_threshold: float = Field(0.7, gt=0, le=1)
+    # Helper processes each API or worker process shares CPU-heavy pure work with
+    # (feedback sentiment and fingerprints, kit/cpupool.py); 0 does it all in the process.
+    cpu_workers: int = Field(1, ge=0, le=32)
     # Days between an erasure being requested and carried out, unless the tenant's
     # `privacy.erasure_grace_days` says otherwise; it can be cancelled until then.
     privacy_erasure_grace_days: int = Field(30, ge=0, le=365)

@@ -19,6 +19,8 @@ from custos.cache.service import ReadCache
 from custos.config import Settings
 from custos.db import Database
 from custos.event.publishing import EventPublisher
+from custos.feedback import analysis
+from custos.kit import cpupool
 from custos.rate_limit.gate import TrafficGate
 from custos.rate_limit.limiter import LeasedLimiter
 from custos.redis import RedisHealth, create_redis, create_traffic_redis
@@ -103,6 +105,8 @@ class Runtime:
         if self.usage is not None:
             await self.usage.start()
         await self.read_cache.start()
+        # Helpers for feedback's text analysis, started now rather than by the first call.
+        cpupool.warm_up(self.settings.cpu_workers, analysis.prime)
 
     async def stop(self) -> None:
         self.db.audit_sealer = None

@@ -22,7 +22,9 @@ from custos.config import Settings
 from custos.customer import statistics
 from custos.event import service as event_log
 from custos.exceptions import Conflict, InvalidInput, NotFound
-from custos.feedback import dedup, sentiment
+from custos.feedback import dedup
+from custos.feedback.analysis import Fingerprint, analyse
+from custos.feedback.analysis import fingerprint as fingerprint  # holders, tests
 from custos.feedback.repository import FeedbackRepository
 from custos.feedback.schemas import (
     Feedback as FeedbackOut,
@@ -35,6 +37,7 @@ from custos.feedback.schemas import (
     IngestResult,
     ItemError,
 )
+from custos.kit.cpupool import split_map
 from custos.kit.etag import check_if_match
 from custos.kit.etag import etag as etag  # the endpoints set the header
 from custos.kit.gcpause import full_collections_deferred, gc_paused
@@ -151,19 +154,6 @@ def _threshold(settings: Settings, actor: Principal) -> float:
     return settings.feedback_near_duplicate_threshold
 
 
-@dataclass
-class Fingerprint:
-    content_hash: str
-    sketch: tuple[int, ...]
-    bands: list[int]
-
-
-def fingerprint(content: str, customer_id: str | None) -> Fingerprint:
-    normalised = dedup.normalise(content)
-    sketch, bins = dedup.fingerprint(normalised)
-    return Fingerprint(dedup.content_hash(normalised), sketch, dedup.band_keys(bins, customer_id))
-
-
 async def duplicate_index(
     repo: FeedbackRepository,
     settings: Settings,
@@ -267,14 +257,16 @@ async def _ingest(
     )
     if free_text is not as_given:
         accepted = [(position, _stored(body, free_text)) for position, body in accepted]
+    # Sentiment and fingerprints need only the text: shared with the helper processes.
     with gc_paused():
-        prints = [fingerprint(body.content, body.customer_id) for _, body in accepted]
-    # Sentiment needs nothing from the database: scored while the band keys are looked up.
-    shared, scores = await while_waiting(
-        repo.band_hits({band for p in prints for band in p.bands}),
-        sentiment.score,
-        [body.content for _, body in accepted],
-    )
+        analysed = await split_map(
+            analyse,
+            [(body.content, body.customer_id) for _, body in accepted],
+            settings.cpu_workers,
+        )
+    prints = [printed for _, _, printed in analysed]
+    scores = [(score, label) for score, label, _ in analysed]
+    shared = await repo.band_hits({band for p in prints for band in p.bands})
     index = await duplicate_index(
         repo, settings, actor, [b for _, b in accepted], prints, now, shared
     )
