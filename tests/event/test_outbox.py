@@ -5,7 +5,7 @@ one transaction (nothing lost, nothing doubled), and never two workers the same 
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from typing import Any, cast
 
 import httpx
 import orjson
@@ -15,6 +15,7 @@ import sqlalchemy as sa
 from alembic import command
 
 from custos.app import create_app
+from custos.db import Database
 from custos.event import outbox
 from custos.kit.scratch import throwaway_database
 from custos.migrate import alembic_config, upgrade
@@ -215,6 +216,32 @@ async def test_row_level_security_keeps_a_writer_to_its_own_tenant(
     with pytest.raises(psycopg.errors.InsufficientPrivilege, match="row-level security"):
         await runtime.db.one_round_trip(mine, statement, params)
     assert await _outbox(runtime, theirs) == [["evt_theirs"]]
+
+
+async def test_the_mover_looks_sooner_after_finding_rows(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Idle it waits a whole poll; after finding rows a fifth of one; after a full batch
+    not at all; after a failure (the database away) longer and longer."""
+    script: list[int | str] = [0, 2, 1, 0, outbox.ROWS, 0, "fail", "fail", 0]
+    pauses: list[float] = []
+
+    async def move(_db: object, rows: int = outbox.ROWS) -> int:
+        if not script:
+            raise asyncio.CancelledError
+        value = script.pop(0)
+        if value == "fail":
+            raise OSError("database away")
+        return int(value)
+
+    async def sleep(seconds: float) -> None:
+        pauses.append(seconds)
+
+    monkeypatch.setattr(outbox, "move_to_jobs", move)
+    monkeypatch.setattr(outbox.asyncio, "sleep", sleep)
+    with pytest.raises(asyncio.CancelledError):
+        await outbox.move_forever(cast(Database, None), poll_seconds=0.5)
+    assert pauses == [0.5, 0.1, 0.1, 0.5, 0.5, 1.0, 2.0, 0.5]
 
 
 async def test_queue_stats_count_outbox_rows_as_pending(
