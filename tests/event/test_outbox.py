@@ -221,10 +221,11 @@ async def test_row_level_security_keeps_a_writer_to_its_own_tenant(
 async def test_the_mover_looks_sooner_after_finding_rows(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """Idle it waits a whole poll; after finding rows a fifth of one; after a full batch
-    not at all; after a failure (the database away) longer and longer."""
+    """Idle it waits a whole poll; for a poll after finding rows, a fifth of one; after a
+    full batch not at all; after a failure (the database away) longer and longer."""
     script: list[int | str] = [0, 2, 1, 0, outbox.ROWS, 0, "fail", "fail", 0]
     pauses: list[float] = []
+    now = [0.0]  # the clock moves only by the mover's pauses
 
     async def move(_db: object, rows: int = outbox.ROWS) -> int:
         if not script:
@@ -236,12 +237,13 @@ async def test_the_mover_looks_sooner_after_finding_rows(
 
     async def sleep(seconds: float) -> None:
         pauses.append(seconds)
+        now[0] += seconds
 
     monkeypatch.setattr(outbox, "move_to_jobs", move)
     monkeypatch.setattr(outbox.asyncio, "sleep", sleep)
     with pytest.raises(asyncio.CancelledError):
-        await outbox.move_forever(cast(Database, None), poll_seconds=0.5)
-    assert pauses == [0.5, 0.1, 0.1, 0.5, 0.5, 1.0, 2.0, 0.5]
+        await outbox.move_forever(cast(Database, None), poll_seconds=5.0, clock=lambda: now[0])
+    assert pauses == [5.0, 1.0, 1.0, 1.0, 1.0, 2.0, 4.0, 5.0]
 
 
 async def test_queue_stats_count_outbox_rows_as_pending(

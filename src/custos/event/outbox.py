@@ -17,6 +17,9 @@ The embedded default (SQLite) keeps its dispatch jobs in `job_outbox` (worker/de
 from __future__ import annotations
 
 import asyncio
+import math
+import time
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
@@ -102,18 +105,24 @@ async def waiting(db: Database) -> tuple[int, datetime | None]:
     return int(count), oldest
 
 
-async def move_forever(db: Database, poll_seconds: float) -> None:
-    """A worker's loop. Idle, it looks every `poll_seconds`; once it found rows it looks
-    again five times as often until a look finds none (events come in runs: the rest of
-    a run waits a fifth of the poll, not all of it); a full batch is followed at once by
-    the next. The database being away only pauses it."""
+async def move_forever(
+    db: Database, poll_seconds: float, clock: Callable[[], float] = time.monotonic
+) -> None:
+    """A worker's loop. Idle, it looks every `poll_seconds`; for a whole poll after it last
+    found rows it looks five times as often (events come in runs: the next of a run waits
+    a fifth of a poll, not all of it); a full batch is followed at once by the next. The
+    database being away only pauses it."""
     pause = poll_seconds
+    found_at = -math.inf
     while True:
         try:
             moved = await move_to_jobs(db)
+            if moved:
+                found_at = clock()
             if moved == ROWS:
                 continue
-            pause = poll_seconds / 5 if moved else poll_seconds
+            recent = clock() - found_at < poll_seconds
+            pause = poll_seconds / 5 if recent else poll_seconds
         except Exception as exc:
             log.warning("event_outbox_move_failed", error=type(exc).__name__)
             pause = min(max(pause * 2, 1.0), 30.0)
