@@ -7,6 +7,7 @@ turns on Redis for credential-cache broadcasts and throttling; without it, in-pr
 
 from __future__ import annotations
 
+import asyncio
 import os
 import tempfile
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
@@ -67,6 +68,24 @@ async def runtime_with(database_url: str, **overrides: Any) -> AsyncIterator[Run
         yield runtime
     finally:
         await runtime.stop()
+
+
+@asynccontextmanager
+async def own_database(name: str) -> AsyncIterator[Settings]:
+    """Settings for a database of the test's own, at the head revision as `custos migrate`
+    leaves it: for tests that migrate it further, with nothing else writing."""
+    with throwaway_database(name) as url:
+        own = make_settings(url)
+        await asyncio.to_thread(upgrade, own)
+        yield own
+
+
+@asynccontextmanager
+async def api_client(settings: Settings, runtime: Runtime) -> AsyncIterator[httpx.AsyncClient]:
+    """The API of a runtime of the test's own, called in process."""
+    transport = httpx.ASGITransport(app=create_app(settings, runtime))
+    async with httpx.AsyncClient(transport=transport, base_url=BASE_URL) as client:
+        yield client
 
 
 @pytest.fixture(scope="session")

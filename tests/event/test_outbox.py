@@ -14,15 +14,13 @@ import pytest
 import sqlalchemy as sa
 from alembic import command
 
-from custos.app import create_app
 from custos.db import Database
 from custos.event import outbox
-from custos.kit.scratch import throwaway_database
-from custos.migrate import alembic_config, upgrade
+from custos.migrate import alembic_config
 from custos.models import Event
 from custos.runtime import Runtime
 from custos.worker.app import create_job_app, queue_stats
-from tests.conftest import BASE_URL, make_settings, runtime_with
+from tests.conftest import api_client, own_database, runtime_with
 from tests.factories import Factory, bearer
 
 BASE = "/api/v1/customers"
@@ -262,13 +260,10 @@ async def test_queue_stats_count_outbox_rows_as_pending(
 async def test_the_migration_down_turns_waiting_rows_into_jobs() -> None:
     """Going below the outbox's revision loses no event: each waiting row becomes the job
     the code before it would have queued."""
-    with throwaway_database("custos-outbox") as url:
-        own = make_settings(url)
-        await asyncio.to_thread(upgrade, own)
-        async with runtime_with(url) as runtime:
+    async with own_database("custos-outbox") as own:
+        async with runtime_with(own.database_url) as runtime:
             tenant = await Factory(runtime).tenant()
-            transport = httpx.ASGITransport(app=create_app(own, runtime))
-            async with httpx.AsyncClient(transport=transport, base_url=BASE_URL) as client:
+            async with api_client(own, runtime) as client:
                 for name in ("One", "Two"):
                     made = await client.post(
                         BASE, json={"full_name": name}, headers=bearer(tenant.admin_key)
@@ -277,7 +272,7 @@ async def test_the_migration_down_turns_waiting_rows_into_jobs() -> None:
             waiting = await _outbox(runtime, tenant.id)
             assert len(waiting) >= 2  # the tenant's setting-up, and the two creates
         await asyncio.to_thread(command.downgrade, alembic_config(own), "8d1e5f3a7b62")
-        async with runtime_with(url) as runtime:
+        async with runtime_with(own.database_url) as runtime:
             assert await _dispatch_jobs(runtime, tenant.id) == waiting
             async with runtime.db.engine.connect() as conn:
                 tables = await conn.run_sync(lambda c: sa.inspect(c).get_table_names())

@@ -9,15 +9,13 @@ import sqlalchemy as sa
 from alembic import command
 from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
 
-from custos.app import create_app
 from custos.config import Settings
 from custos.feedback import dedup
-from custos.kit.scratch import throwaway_database
 from custos.migrate import alembic_config, upgrade
 from custos.models import Feedback, FeedbackBand, Tenant
 from custos.runtime import Runtime
 from tests.bulk.helpers import csv_bytes, xlsx_bytes
-from tests.conftest import BASE_URL, make_settings, runtime_with
+from tests.conftest import api_client, own_database, runtime_with
 from tests.factories import Factory, TenantHandle, bearer
 
 BASE = "/api/v1/feedback"
@@ -261,13 +259,10 @@ class TestBandIndex:
         key is made again from the content, equal to what ingest makes now. Stale values
         (another hash's) are planted first, and the migration runs again over them, on a
         database of its own with nothing else writing (as `custos migrate` runs)."""
-        with throwaway_database("custos-xxh3") as url:
-            own = make_settings(url)
-            await asyncio.to_thread(upgrade, own)
-            async with runtime_with(url) as runtime:
+        async with own_database("custos-xxh3") as own:
+            async with runtime_with(own.database_url) as runtime:
                 tenant = await Factory(runtime).tenant()
-                transport = httpx.ASGITransport(app=create_app(own, runtime))
-                async with httpx.AsyncClient(transport=transport, base_url=BASE_URL) as client:
+                async with api_client(own, runtime) as client:
                     customer = await _customer(client, tenant)
                     made = {}
                     for text, owner in [
@@ -295,7 +290,7 @@ class TestBandIndex:
             await asyncio.to_thread(command.downgrade, alembic_config(own), "5c2d8e4f6a17")
             await asyncio.to_thread(upgrade, own)
             async with (
-                runtime_with(url) as runtime,
+                runtime_with(own.database_url) as runtime,
                 runtime.db.transaction(system=True, write=False) as session,
             ):
                 found = await session.execute(sa.select(Feedback.id, Feedback.sketch))
