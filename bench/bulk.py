@@ -51,7 +51,7 @@ from custos.feedback import service as feedback_service
 from custos.kit.scratch import throwaway_database
 from custos.migrate import upgrade
 from custos.models import BulkOperation
-from custos.runtime import Runtime
+from custos.runtime import Runtime, settle_process
 from custos.tenant import service as tenant_service
 from custos.tenant.schemas import TenantCreate
 
@@ -327,6 +327,7 @@ async def main_async(args: argparse.Namespace, database_url: str, workdir: Path)
     settings = bench_settings(database_url, bulk_storage_dir=str(workdir / "files"), redis_url=None)
     runtime = Runtime.build(settings)
     await runtime.start()
+    settle_process(settings)  # as a `custos worker` process, which runs these jobs, does
     try:
         rows = customer_rows(args.customers)
         csv_path, xlsx_path = workdir / "customers.csv", workdir / "customers.xlsx"

@@ -16,10 +16,9 @@ from custos.auth.dependencies import route_policy
 from custos.auth.scopes import SCOPES
 from custos.config import Settings, get_settings
 from custos.kit.errors import install_error_handlers
-from custos.kit.gcpause import settle_after_start_up
 from custos.kit.middleware import RequestMiddleware
 from custos.observability import configure_logging
-from custos.runtime import Runtime
+from custos.runtime import Runtime, settle_process
 from custos.worker.app import InProcessWorker, create_job_app
 
 DESCRIPTION = """
@@ -47,7 +46,7 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
         else:
             # Requests defer jobs (bulk operations) for the `custos worker` processes.
             await job_app.open_async()
-        settle_after_start_up()
+        settle_process(settings)
         try:
             yield
         finally:

@@ -21,6 +21,7 @@ from custos.db import Database
 from custos.event.publishing import EventPublisher
 from custos.feedback import analysis
 from custos.kit import cpupool
+from custos.kit.gcpause import settle_after_start_up
 from custos.rate_limit.gate import TrafficGate
 from custos.rate_limit.limiter import LeasedLimiter
 from custos.redis import RedisHealth, create_redis, create_traffic_redis
@@ -105,8 +106,6 @@ class Runtime:
         if self.usage is not None:
             await self.usage.start()
         await self.read_cache.start()
-        # Helpers for feedback's text analysis, started now rather than by the first call.
-        cpupool.warm_up(self.settings.cpu_workers, analysis.prime)
 
     async def stop(self) -> None:
         self.db.audit_sealer = None
@@ -126,3 +125,11 @@ class Runtime:
                 async with asyncio.timeout(2.0):
                     await self.redis.aclose()
         await self.db.dispose()
+
+
+def settle_process(settings: Settings) -> None:
+    """Once a process that runs until stopped (`custos serve`, `custos worker`) is up: the
+    helpers for feedback's text analysis started (not by the first call that needs them),
+    then everything built so far frozen for the collector (kit/gcpause.py)."""
+    cpupool.warm_up(settings.cpu_workers, analysis.prime)
+    settle_after_start_up()

@@ -95,11 +95,11 @@ class TestInProcessWorker:
         app = create_app(own, runtime)
         tenant = await factory.tenant()
         ids = await _sessions(runtime, tenant.admin.id, tenant.id)
-        settled: list[bool] = []
-        monkeypatch.setattr("custos.app.settle_after_start_up", lambda: settled.append(True))
+        settled: list[Settings] = []
+        monkeypatch.setattr("custos.app.settle_process", settled.append)
         async with app.router.lifespan_context(app):
-            # The heap the start-up built is frozen once it is up (kit/gcpause.py).
-            assert settled == [True]
+            # Once it is up: analysis helpers started, start-up heap frozen (runtime.py).
+            assert settled == [own]
             job_app = app.state.job_app
             await job_app.configure_task("auth.purge_ended_sessions").defer_async(timestamp=0)
             deadline = time.monotonic() + 15

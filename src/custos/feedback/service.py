@@ -258,12 +258,9 @@ async def _ingest(
     if free_text is not as_given:
         accepted = [(position, _stored(body, free_text)) for position, body in accepted]
     # Sentiment and fingerprints need only the text: shared with the helper processes.
-    with gc_paused():
-        analysed = await split_map(
-            analyse,
-            [(body.content, body.customer_id) for _, body in accepted],
-            settings.cpu_workers,
-        )
+    analysed = await split_map(
+        analyse, [(body.content, body.customer_id) for _, body in accepted], settings.cpu_workers
+    )
     prints = [printed for _, _, printed in analysed]
     scores = [(score, label) for score, label, _ in analysed]
     shared = await repo.band_hits({band for p in prints for band in p.bands})

@@ -11,10 +11,11 @@ functions are pure and the work is the same.
 
 Helpers are forked by a fork server started once per process (no threads or event loops
 are inherited, unlike a plain fork from a running server): at start-up (`warm_up`, from
-`Runtime.start`), or else at the first call. `fn` must be a module-level function; its
-module is preloaded in the fork server, and so is the main module (as multiprocessing does
-by default), so a script that starts the pool needs its `if __name__ == "__main__"` guard.
-A helper exits by itself when the process that started it is gone, even killed.
+`runtime.settle_process` once an API or worker process is up), or else at the first call.
+`fn` must be a module-level function; its module is preloaded in the fork server, and so
+is the main module (as multiprocessing does by default), so a script that starts the pool
+needs its `if __name__ == "__main__"` guard. A helper exits by itself when the process that
+started it is gone, even killed.
 """
 
 from __future__ import annotations
@@ -124,8 +125,8 @@ def shutdown() -> None:
 
 
 def _run_all(fn: Callable[[X], Y], items: Sequence[X]) -> list[Y]:
-    # In a helper, whose heap is the whole import graph: a full collection would walk it
-    # all, and a share makes no cycles worth collecting (kit/gcpause.py).
+    # Pure work makes no cycles worth collecting, and a helper's heap is the whole import
+    # graph, which a full collection would walk (kit/gcpause.py). So does the local share.
     with gc_paused():
         return [fn(item) for item in items]
 
@@ -135,7 +136,9 @@ async def _local(fn: Callable[[X], Y], items: Sequence[X]) -> list[Y]:
     for start in range(0, len(items), SLICE):
         if start:
             await asyncio.sleep(0)
-        results.extend(fn(item) for item in items[start : start + SLICE])
+        # Paused for a slice, not across the turns the event loop gets between them.
+        with gc_paused():
+            results.extend(fn(item) for item in items[start : start + SLICE])
     return results
 
 

@@ -32,10 +32,9 @@ from custos.config import Settings
 from custos.customer import tasks as customer_tasks
 from custos.event import outbox
 from custos.event import tasks as event_tasks
-from custos.kit.gcpause import settle_after_start_up
 from custos.kit.time import utcnow
 from custos.privacy import tasks as privacy_tasks
-from custos.runtime import Runtime
+from custos.runtime import Runtime, settle_process
 from custos.usage import tasks as usage_tasks
 from custos.webhook import tasks as webhook_tasks
 from custos.worker import tasks as worker_tasks
@@ -283,7 +282,7 @@ async def run_worker(
     """
     job_app = create_job_app(runtime.settings)
     job_app.perform_import_paths()  # type: ignore[no-untyped-call]
-    settle_after_start_up()
+    settle_process(runtime.settings)
     stopping = asyncio.Event()
     loop = asyncio.get_running_loop()
     current: asyncio.Task[None] | None = None
