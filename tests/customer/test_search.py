@@ -1,12 +1,18 @@
 from __future__ import annotations
 
+import asyncio
+
 import httpx
 import pytest
 import sqlalchemy as sa
+from alembic import command
 
+from custos.config import Settings
 from custos.customer.tasks import refresh_search_statistics
 from custos.db import create_engine
+from custos.migrate import alembic_config
 from custos.runtime import Runtime
+from tests.conftest import own_database
 from tests.factories import Factory, TenantHandle, bearer
 
 BASE = "/api/v1/customers"
@@ -289,6 +295,73 @@ class TestSearchFunction:
         async with runtime.db.engine.connect() as conn:
             # No tenant set: nothing at all.
             assert (await conn.execute(query, {"q": "jane"})).scalar_one() == 0
+
+
+class TestSearchRowsFollowDeletes:
+    """PostgreSQL's search rows go with their customer by a statement-level trigger
+    (migration c3f8a1e6d2b4), as they once went by a foreign key's cascade."""
+
+    async def test_a_hard_delete_and_a_many_row_delete_leave_no_search_row(
+        self, client: httpx.AsyncClient, tenant: TenantHandle, runtime: Runtime
+    ) -> None:
+        if not runtime.settings.is_postgres:
+            pytest.skip("customer_search is a table of its own on PostgreSQL only")
+        headers = bearer(tenant.admin_key)
+        made = []
+        for name in ("Gone Soon", "Also Gone", "Gone Too", "Stays Here"):
+            created = await client.post(BASE, json={"full_name": name}, headers=headers)
+            assert created.status_code == 201
+            made.append(created.json()["id"])
+        assert set(await _search_rows(runtime, tenant.id)) >= set(made)
+
+        hard = await client.delete(
+            f"{BASE}/{made[0]}", params={"hard_delete": "true"}, headers=headers
+        )
+        assert hard.status_code == 204
+        assert made[0] not in await _search_rows(runtime, tenant.id)
+        async with runtime.db.transaction(tenant_id=tenant.id) as session:
+            await session.execute(
+                sa.text("DELETE FROM customers WHERE id IN (:a, :b)"), {"a": made[1], "b": made[2]}
+            )
+        left = await _search_rows(runtime, tenant.id)
+        assert not set(made[:3]) & set(left)
+        assert made[3] in left
+        assert await _names(client, tenant, "gone") == set()
+        assert await _names(client, tenant, "stays") == {"Stays Here"}
+
+    async def test_the_migration_down_brings_back_the_index_and_the_foreign_key(self) -> None:
+        async with own_database("custos-write-path") as own:
+            await asyncio.to_thread(command.downgrade, alembic_config(own), "b7e2d4f91c05")
+            assert await _write_path_schema(own) == (True, own.is_postgres)
+            await asyncio.to_thread(command.upgrade, alembic_config(own), "head")
+            assert await _write_path_schema(own) == (False, False)
+
+
+async def _write_path_schema(settings: Settings) -> tuple[bool, bool]:
+    """Whether `customers` has its index on tenant_id alone, and `customer_search` its
+    foreign key to `customers`."""
+    engine = create_engine(settings, runtime_role=False)
+    try:
+        async with engine.connect() as conn:
+            if settings.is_postgres:
+                index = "SELECT count(*) FROM pg_indexes WHERE indexname = 'ix_customers_tenant_id'"
+                key = (
+                    "SELECT count(*) FROM pg_constraint"
+                    " WHERE conname = 'customer_search_customer_id_fkey'"
+                )
+                return bool(await conn.scalar(sa.text(index))), bool(
+                    await conn.scalar(sa.text(key))
+                )
+            index = "SELECT count(*) FROM sqlite_master WHERE name = 'ix_customers_tenant_id'"
+            return bool(await conn.scalar(sa.text(index))), False
+    finally:
+        await engine.dispose()
+
+
+async def _search_rows(runtime: Runtime, tenant_id: str) -> list[str]:
+    async with runtime.db.transaction(tenant_id=tenant_id, write=False) as session:
+        rows = await session.execute(sa.text("SELECT customer_id FROM customer_search"))
+        return list(rows.scalars())
 
 
 class TestRarestTrigramLookUp:

@@ -46,7 +46,15 @@ class IdRun:
 
     def take(self, count: int) -> list[str]:
         start, self.next = self.next, self.next + count
-        return [f"{self.prefix}_{_encode(value)}" for value in range(start, start + count)]
+        ids: list[str] = []
+        value, end = start, start + count
+        while value < end:
+            # Values that differ only in their last 10 bits share all but the last pair.
+            block_end = min(end, (value | 1023) + 1)
+            head = self.prefix + "_" + _encode(value)[:-2]
+            ids.extend([head + _PAIRS[v & 1023] for v in range(value, block_end)])
+            value = block_end
+        return ids
 
 
 def new_ids(prefix: str, count: int) -> list[str]:

@@ -18,6 +18,7 @@ from typing import Any
 import orjson
 from sqlalchemy.ext.asyncio import AsyncSession
 
+_SORT_MEMORY = "64MB"
 _SPECIAL = str.maketrans({"\\": "\\\\", "\n": "\\n", "\r": "\\r", "\t": "\\t"})
 
 
@@ -95,8 +96,12 @@ async def insert_through_stage(
     raw = await conn.get_raw_connection()
     driver: Any = raw.driver_connection
     async with driver.cursor() as cur:
+        # A stage's rows sorted in memory (the events' insert orders them): at the default
+        # 4 MB, 5,000 events of a bulk import spilled to disk, some 30 ms a chunk. For the
+        # rest of this transaction only.
         await cur.execute(
-            f"CREATE TEMP TABLE IF NOT EXISTS {stage} {definition} ON COMMIT DELETE ROWS"
+            f"CREATE TEMP TABLE IF NOT EXISTS {stage} {definition} ON COMMIT DELETE ROWS;"
+            f" SET LOCAL work_mem = '{_SORT_MEMORY}'"
         )
         async with cur.copy(f"COPY {stage} ({columns}) FROM STDIN") as copy:
             await copy.write("".join(lines).encode())

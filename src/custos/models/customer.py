@@ -35,6 +35,10 @@ class Customer(TenantOwned, Timestamped, Base):
         sa.Index("ix_customers_tenant_email_key", "tenant_id", "email_key"),
     )
 
+    # No index of its own: every index of the table but the primary key starts with it.
+    tenant_id: Mapped[str] = mapped_column(
+        sa.String(40), sa.ForeignKey("tenants.id", ondelete="CASCADE"), nullable=False
+    )
     id: Mapped[str] = mapped_column(sa.String(40), primary_key=True)
     external_id: Mapped[str | None] = mapped_column(sa.String(128))
     email: Mapped[str | None] = mapped_column(sa.String(320))
