@@ -306,6 +306,35 @@ class TestBandIndex:
             assert sketches[feedback_id] == dedup.encode(sketch)
             assert bands[feedback_id] == set(dedup.band_keys(bins, owner))
 
+    async def test_the_rekeying_migration_keeps_every_band_row_both_ways(self) -> None:
+        """Migration d5a7c3e9f1b8 changes the band table's keys (and rebuilds the table on
+        SQLite): down and up again, the rows are the same, and items are still found."""
+        async with own_database("custos-bands-rekeyed") as own:
+            async with runtime_with(own.database_url) as runtime:
+                tenant = await Factory(runtime).tenant()
+                async with api_client(own, runtime) as client:
+                    for text in ("The parcel was late again", "Checkout froze twice today"):
+                        made = await client.post(
+                            BASE, json={"content": text}, headers=bearer(tenant.admin_key)
+                        )
+                        assert made.status_code == 201, made.text
+                before = await _all_band_rows(runtime)
+            assert len(before) == 32
+            await asyncio.to_thread(command.downgrade, alembic_config(own), "c3f8a1e6d2b4")
+            async with runtime_with(own.database_url) as runtime:
+                assert await _all_band_rows(runtime) == before
+            await asyncio.to_thread(upgrade, own)
+            async with runtime_with(own.database_url) as runtime:
+                assert await _all_band_rows(runtime) == before
+                async with api_client(own, runtime) as client:
+                    again = await client.post(
+                        BASE,
+                        json={"content": "The parcel was late again!"},
+                        headers=bearer(tenant.admin_key),
+                    )
+                assert again.status_code == 201, again.text
+                assert again.json()["duplicate_kind"] == "exact"
+
     async def test_band_look_up_probes_the_index_even_when_planned_without_its_values(
         self, settings: Settings, runtime: Runtime, tenant: TenantHandle
     ) -> None:
@@ -327,9 +356,17 @@ class TestBandIndex:
             plan = "\n".join(explained.scalars())
             await session.execute(sa.text("DEALLOCATE band_hits"))
         assert "Index" in plan, plan
-        assert "pk_feedback_bands" in plan, plan
+        assert "ix_feedback_bands_tenant_band" in plan, plan
         assert "Seq Scan on feedback_bands" not in plan, plan
         assert "Filter: (b.band = ANY" not in plan, plan
+
+
+async def _all_band_rows(runtime: Runtime) -> set[tuple[str, int, str]]:
+    async with runtime.db.transaction(system=True, write=False) as session:
+        rows = await session.execute(
+            sa.select(FeedbackBand.tenant_id, FeedbackBand.band, FeedbackBand.feedback_id)
+        )
+        return set(rows.tuples())
 
 
 class TestSentiment:

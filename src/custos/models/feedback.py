@@ -19,6 +19,10 @@ class Feedback(TenantOwned, Timestamped, Base):
         sa.Index("ix_feedback_tenant_status", "tenant_id", "status"),
     )
 
+    # No index of its own: every index of the table but the primary key starts with it.
+    tenant_id: Mapped[str] = mapped_column(
+        sa.String(40), sa.ForeignKey("tenants.id", ondelete="CASCADE"), nullable=False
+    )
     id: Mapped[str] = mapped_column(sa.String(40), primary_key=True)
     # Feedback goes with the person: a hard-deleted customer takes theirs along.
     customer_id: Mapped[str | None] = mapped_column(
@@ -55,12 +59,13 @@ class FeedbackBand(TenantOwned, Base):
     candidates, found by the primary key's index instead of by comparing against all."""
 
     __tablename__ = "feedback_bands"
-    # Deleting an item finds its rows by this.
-    __table_args__ = (sa.Index("ix_feedback_bands_feedback_id", "feedback_id"),)
-    # tenant_id leads the key (TenantOwned's own index on it is not wanted here). No
-    # foreign keys on PostgreSQL: checked on each of an item's 16 rows they cost more than
-    # the rows; a trigger on feedback deletes an item's rows with it (migration
-    # 5c2d8e4f6a17). SQLite keeps the first migration's foreign keys and their cascade.
-    tenant_id: Mapped[str] = mapped_column(sa.String(40), primary_key=True)
-    band: Mapped[int] = mapped_column(sa.BigInteger, primary_key=True)
+    # Look-ups by key (migration d5a7c3e9f1b8).
+    __table_args__ = (sa.Index("ix_feedback_bands_tenant_band", "tenant_id", "band"),)
+    # Keyed by item: ids grow with time, so new rows go at the index's end, and deleting an
+    # item finds its rows by it. No foreign keys on PostgreSQL: checked on each of an item's
+    # 16 rows they cost more than the rows; a trigger on feedback deletes an item's rows
+    # with it (migration 5c2d8e4f6a17). SQLite keeps the first migration's foreign keys and
+    # their cascade. TenantOwned's own index on tenant_id is not wanted here.
+    tenant_id: Mapped[str] = mapped_column(sa.String(40), nullable=False)
     feedback_id: Mapped[str] = mapped_column(sa.String(40), primary_key=True)
+    band: Mapped[int] = mapped_column(sa.BigInteger, primary_key=True)
