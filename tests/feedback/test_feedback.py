@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import random
 
 import httpx
 import pytest
@@ -11,6 +12,7 @@ from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
 
 from custos.config import Settings
 from custos.feedback import dedup
+from custos.feedback import service as feedback_service
 from custos.migrate import alembic_config, upgrade
 from custos.models import Feedback, FeedbackBand, Tenant
 from custos.runtime import Runtime
@@ -148,6 +150,67 @@ class TestDuplicates:
             BASE, json={"customer_id": other, "content": text}, headers=bearer(tenant.admin_key)
         )
         assert theirs.json()["duplicate_of_id"] is None  # another person saying the same
+
+    async def test_a_large_call_finds_the_same_as_a_small_one_would(
+        self,
+        client: httpx.AsyncClient,
+        tenant: TenantHandle,
+        factory: Factory,
+        monkeypatch: pytest.MonkeyPatch,
+    ) -> None:
+        """From 256 items a call is analysed in halves, the first half's band keys looked
+        up while the second is analysed. The same calls, made in one piece in another
+        tenant, must link every item to the same original."""
+        rnd = random.Random(7)
+        words = ["".join(rnd.choices("abcdefghijklmnopqrstuvwxyz", k=7)) for _ in range(400)]
+
+        def text() -> str:
+            return " ".join(rnd.choices(words, k=14))
+
+        earlier = [text() for _ in range(10)]
+        batch = [text() for _ in range(300)]
+        batch[10] = earlier[0] + " again"  # near an earlier item, from the first half
+        batch[200] = earlier[1] + " again"  # near an earlier item, from the second half
+        batch[260] = earlier[0] + " once more"  # its keys were all looked up for batch[10]
+        batch[250] = batch[5].upper()  # exact, across the halves
+        batch[280] = batch[20] + " too"  # near, across the halves
+
+        async def links(handle: TenantHandle) -> list[tuple[str | None, int | None]]:
+            headers = bearer(handle.admin_key)
+            ids: list[str] = []
+            for texts in (earlier, batch):
+                made = await client.post(
+                    f"{BASE}/batch",
+                    json={"items": [{"content": t} for t in texts]},
+                    headers=headers,
+                )
+                assert made.status_code == 200, made.text
+                ids += made.json()["ids"]
+            listed = await client.get(BASE, params={"limit": 1000}, headers=headers)
+            by_id = {item["id"]: item for item in listed.json()["items"]}
+            position = {feedback_id: n for n, feedback_id in enumerate(ids)}
+            return [
+                (
+                    by_id[i]["duplicate_kind"],
+                    position.get(by_id[i]["duplicate_of_id"])
+                    if by_id[i]["duplicate_of_id"]
+                    else None,
+                )
+                for i in ids
+            ]
+
+        in_halves = await links(tenant)
+        monkeypatch.setattr(feedback_service, "_OVERLAP_FROM", 10**6)
+        in_one_piece = await links(await factory.tenant())
+        assert in_halves == in_one_piece
+        found = {n - 10: link for n, link in enumerate(in_halves) if link != (None, None)}
+        assert found == {
+            10: ("near", 0),
+            200: ("near", 1),
+            250: ("exact", 15),
+            260: ("near", 0),
+            280: ("near", 30),
+        }
 
     def test_precision_and_recall_on_a_built_set(self) -> None:
         """Pairs built from 40 distinct complaints: re-submissions (case, punctuation),

@@ -2,13 +2,18 @@ from __future__ import annotations
 
 from collections.abc import Collection, Iterator
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from custos.kit import pgcopy
 from custos.models import Customer, Feedback, FeedbackBand
+
+_FEEDBACK = cast(sa.Table, Feedback.__table__)
+_COLUMNS = [c.name for c in _FEEDBACK.columns]
+_QUOTED = ", ".join(f'"{c}"' for c in _COLUMNS)
 
 _IN_CHUNK = 5000  # values per IN (...) list: under every driver's parameter limit
 # Two comma-joined lists, split by the server: cheaper to send, and to read, than a
@@ -122,6 +127,27 @@ class FeedbackRepository:
             return
         for start in range(0, len(values), _IN_CHUNK):
             yield column.in_(values[start : start + _IN_CHUNK])
+
+    async def insert(self, rows: list[dict[str, Any]], shared: dict[str, Any]) -> None:
+        """Insert new items (every column; `shared` holds the columns all rows have alike,
+        formatted once on PostgreSQL, where the rows go in by COPY)."""
+        if not rows:
+            return
+        if self.session.get_bind().dialect.name == "postgresql":
+            line = pgcopy.Template(_COLUMNS, shared).line
+            await pgcopy.insert_through_stage(
+                self.session,
+                stage="feedback_stage",
+                definition="(LIKE feedback)",
+                columns=_QUOTED,
+                lines=[line(row) for row in rows],
+                insert=(
+                    "WITH staged AS (DELETE FROM feedback_stage RETURNING *)"
+                    f" INSERT INTO feedback ({_QUOTED}) SELECT {_QUOTED} FROM staged"
+                ),
+            )
+            return
+        await self.session.execute(sa.insert(_FEEDBACK), rows)
 
     async def add_bands(self, rows: list[tuple[str, list[int]]]) -> None:
         """Index written items: (feedback id, its band keys)."""

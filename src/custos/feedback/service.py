@@ -6,12 +6,13 @@ Every path that writes feedback (one item, a batch, an upload, a bulk import) go
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, cast
+from typing import Any
 
-import sqlalchemy as sa
 from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -49,7 +50,6 @@ from custos.privacy import settings as privacy_settings
 from custos.privacy.ingest import TextWriter, as_given, text_writer
 from custos.privacy.keys import keys_for
 
-_FEEDBACK = cast(sa.Table, Feedback.__table__)
 _API_FIELDS = frozenset(FeedbackOut.model_fields) - {"metadata"}
 
 # Where each status may go next; a closed item is reopened by moving it back to work.
@@ -257,16 +257,20 @@ async def _ingest(
     )
     if free_text is not as_given:
         accepted = [(position, _stored(body, free_text)) for position, body in accepted]
-    # Sentiment and fingerprints need only the text: shared with the helper processes.
-    analysed = await split_map(
-        analyse, [(body.content, body.customer_id) for _, body in accepted], settings.cpu_workers
+    analysed, shared = await _analysed_and_looked_up(
+        repo, settings, [(body.content, body.customer_id) for _, body in accepted]
     )
     prints = [printed for _, _, printed in analysed]
     scores = [(score, label) for score, label, _ in analysed]
-    shared = await repo.band_hits({band for p in prints for band in p.bands})
     index = await duplicate_index(
         repo, settings, actor, [b for _, b in accepted], prints, now, shared
     )
+    shared_columns = {
+        "tenant_id": actor.tenant_id,
+        "version": 1,
+        "created_at": now,
+        "updated_at": now,
+    }
     with gc_paused():  # thousands of rows built at once (kit/gcpause.py)
         rows: list[dict[str, Any]] = []
         bands: list[tuple[str, list[int]]] = []
@@ -303,9 +307,7 @@ async def _ingest(
                     "duplicate_of_id": original_id,
                     "duplicate_kind": kind,
                     "similarity": similarity,
-                    "version": 1,
-                    "created_at": now,
-                    "updated_at": now,
+                    **shared_columns,
                 }
             )
             bands.append((feedback_id, printed.bands))
@@ -330,22 +332,69 @@ async def _ingest(
     if rows:
 
         async def write() -> None:
-            await session.execute(sa.insert(_FEEDBACK), rows)
+            await repo.insert(rows, shared_columns)
             await repo.add_bands(bands)
 
-        # The events' payloads are built while the rows are written.
-        _, payloads = await while_waiting(write(), to_api, rows)
-        event_log.emit_many(
-            session,
-            actor,
-            events.FEEDBACK_CREATED,
-            [
-                ({"feedback": payload}, "feedback", row["id"])
-                for payload, row in zip(payloads, rows, strict=True)
-            ],
-        )
+        # The events are built while the rows are written: on PostgreSQL in COPY's form
+        # (the commit then only sends them), elsewhere their payloads.
+        if session.get_bind().dialect.name == "postgresql":
+            build = event_log.prebuilder(
+                actor, events.FEEDBACK_CREATED, occurred_at=now, subject_type="feedback"
+            )
+            event_ids = iter(new_ids("evt", len(rows)))
+            _, built = await while_waiting(
+                write(),
+                lambda row: build(next(event_ids), row["id"], {"feedback": to_api(row)}),
+                rows,
+            )
+            event_log.emit_prebuilt(session, built)
+        else:
+            _, payloads = await while_waiting(write(), to_api, rows)
+            event_log.emit_many(
+                session,
+                actor,
+                events.FEEDBACK_CREATED,
+                [
+                    ({"feedback": payload}, "feedback", row["id"])
+                    for payload, row in zip(payloads, rows, strict=True)
+                ],
+            )
         await statistics.add_complaints(session, actor, complaints)
     return Ingested(rows=rows, errors=errors, duplicates=duplicates)
+
+
+# From this many items a call is analysed in two halves, the first half's band keys
+# looked up while the second is analysed.
+_OVERLAP_FROM = 256
+
+
+async def _analysed_and_looked_up(
+    repo: FeedbackRepository, settings: Settings, texts: list[tuple[str, str | None]]
+) -> tuple[list[tuple[float, str, Fingerprint]], dict[str, list[int]]]:
+    """Sentiment and fingerprint of each (content, customer id), shared with the helper
+    processes (they need only the text), and the earlier items sharing a band key with
+    any of them (`band_hits`). The look-up waits on the database and the analysis on the
+    processor: for a large call they overlap."""
+    workers = settings.cpu_workers
+    if len(texts) < _OVERLAP_FROM:
+        analysed = await split_map(analyse, texts, workers)
+        return analysed, await repo.band_hits({b for _, _, p in analysed for b in p.bands})
+    half = len(texts) // 2
+    first = await split_map(analyse, texts[:half], workers)
+    first_keys = {b for _, _, p in first for b in p.bands}
+    looking = asyncio.ensure_future(repo.band_hits(first_keys))
+    try:
+        second = await split_map(analyse, texts[half:], workers)
+    except BaseException:  # the statement still ends by itself first (kit/overlap.py)
+        looking.add_done_callback(lambda done: done.cancelled() or done.exception())
+        with contextlib.suppress(BaseException):
+            await asyncio.shield(looking)
+        raise
+    shared = await looking
+    more = await repo.band_hits({b for _, _, p in second for b in p.bands} - first_keys)
+    for feedback_id, bands in more.items():
+        shared.setdefault(feedback_id, []).extend(bands)
+    return first + second, shared
 
 
 async def create(
