@@ -59,6 +59,7 @@ from custos.feedback.schemas import FeedbackCreate
 from custos.kit.context import RequestContext, request_context
 from custos.kit.gcpause import full_collections_deferred, gc_paused
 from custos.kit.ids import IdRun
+from custos.kit.overlap import let_finish
 from custos.kit.periodic import Periodic
 from custos.kit.time import utcnow
 from custos.models import BulkOperation, BulkOperationError, Customer, Feedback, Tenant
@@ -420,7 +421,7 @@ async def _pipeline(
                 await writing.popleft()
         finally:
             for task in writing:
-                await _settle(task)
+                await let_finish(task)
 
     committer = asyncio.create_task(commit_in_order())
 
@@ -441,16 +442,7 @@ async def _pipeline(
             stop = True
             if not ready.full():
                 ready.put_nowait(None)
-            await _settle(committer)
-
-
-async def _settle(task: asyncio.Task[Any]) -> None:
-    """Let a chunk's transaction end on its own, as after any other failure: never cancel
-    it halfway (kit/periodic.py says why). If this wait is itself cancelled, the task
-    still ends by itself."""
-    task.add_done_callback(lambda t: t.cancelled() or t.exception())
-    with contextlib.suppress(BaseException):
-        await asyncio.shield(task)
+            await let_finish(committer)
 
 
 def _prepend(first: formats.Row, rest: Iterator[formats.Row]) -> Iterator[formats.Row]:

@@ -7,7 +7,6 @@ Every path that writes feedback (one item, a batch, an upload, a bulk import) go
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -43,7 +42,7 @@ from custos.kit.etag import check_if_match
 from custos.kit.etag import etag as etag  # the endpoints set the header
 from custos.kit.gcpause import full_collections_deferred, gc_paused
 from custos.kit.ids import new_ids
-from custos.kit.overlap import while_waiting
+from custos.kit.overlap import let_finish, while_waiting
 from custos.kit.time import as_utc, utcnow
 from custos.models import Feedback
 from custos.privacy import settings as privacy_settings
@@ -385,10 +384,8 @@ async def _analysed_and_looked_up(
     looking = asyncio.ensure_future(repo.band_hits(first_keys))
     try:
         second = await split_map(analyse, texts[half:], workers)
-    except BaseException:  # the statement still ends by itself first (kit/overlap.py)
-        looking.add_done_callback(lambda done: done.cancelled() or done.exception())
-        with contextlib.suppress(BaseException):
-            await asyncio.shield(looking)
+    except BaseException:
+        await let_finish(looking)
         raise
     shared = await looking
     more = await repo.band_hits({b for _, _, p in second for b in p.bands} - first_keys)

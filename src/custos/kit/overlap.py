@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Awaitable, Callable, Sequence
-from typing import TypeVar
+from typing import Any, TypeVar
 
 T = TypeVar("T")
 X = TypeVar("X")
@@ -34,8 +34,16 @@ async def while_waiting(
             await asyncio.sleep(0)  # the statement goes out, or its answer comes in
             results.extend(work(item) for item in items[start : start + size])
     except BaseException:
-        task.add_done_callback(lambda done: done.cancelled() or done.exception())
-        with contextlib.suppress(BaseException):
-            await asyncio.shield(task)
+        await let_finish(task)
         raise
     return await task, results
+
+
+async def let_finish(task: asyncio.Future[Any]) -> None:
+    """Wait for a statement's task to end by itself, whatever it ends with (its error is
+    not this caller's to raise, and is marked seen): after another failure, never cancel
+    it halfway (kit/periodic.py says why). If this wait is itself cancelled, the task
+    still ends by itself."""
+    task.add_done_callback(lambda done: done.cancelled() or done.exception())
+    with contextlib.suppress(BaseException):
+        await asyncio.shield(task)
