@@ -51,7 +51,7 @@ from custos.feedback import service as feedback_service
 from custos.kit.scratch import throwaway_database
 from custos.migrate import upgrade
 from custos.models import BulkOperation
-from custos.runtime import Runtime, settle_process
+from custos.runtime import Runtime, release_process, settle_process
 from custos.tenant import service as tenant_service
 from custos.tenant.schemas import TenantCreate
 
@@ -353,6 +353,7 @@ async def main_async(args: argparse.Namespace, database_url: str, workdir: Path)
         return results
     finally:
         await runtime.stop()
+        release_process()
 
 
 def main() -> None:

@@ -18,7 +18,7 @@ from custos.config import Settings, get_settings
 from custos.kit.errors import install_error_handlers
 from custos.kit.middleware import RequestMiddleware
 from custos.observability import configure_logging
-from custos.runtime import Runtime, settle_process
+from custos.runtime import Runtime, release_process, settle_process
 from custos.worker.app import InProcessWorker, create_job_app
 
 DESCRIPTION = """
@@ -55,6 +55,7 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
             else:
                 await job_app.close_async()
             await runtime.stop()
+            release_process()
 
     app = FastAPI(
         title="Custos",

@@ -133,3 +133,10 @@ def settle_process(settings: Settings) -> None:
     then everything built so far frozen for the collector (kit/gcpause.py)."""
     cpupool.warm_up(settings.cpu_workers, analysis.prime)
     settle_after_start_up()
+
+
+def release_process() -> None:
+    """When such a process stops: the helpers stopped and their queues released. Left to
+    the interpreter's exit, their semaphores outlived the process's last collection, and
+    multiprocessing warned of leaked semaphores at every server stop."""
+    cpupool.shutdown()

@@ -96,7 +96,9 @@ class TestInProcessWorker:
         tenant = await factory.tenant()
         ids = await _sessions(runtime, tenant.admin.id, tenant.id)
         settled: list[Settings] = []
+        released: list[bool] = []
         monkeypatch.setattr("custos.app.settle_process", settled.append)
+        monkeypatch.setattr("custos.app.release_process", lambda: released.append(True))
         async with app.router.lifespan_context(app):
             # Once it is up: analysis helpers started, start-up heap frozen (runtime.py).
             assert settled == [own]
@@ -111,6 +113,8 @@ class TestInProcessWorker:
                 jobs = (await client.get("/health/detailed")).json()["components"]["jobs"]
             # Checked before the lifespan ends: shutting down disposes the runtime's engine.
             assert await _remaining(runtime, tenant.id, ids) == {"revoked_yesterday", "live"}
+            assert released == []
+        assert released == [True]  # the helpers are stopped with the process's runtime
         assert jobs["status"] == "ok"
         assert jobs["runs_in"] == "this process"
 

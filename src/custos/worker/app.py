@@ -34,7 +34,7 @@ from custos.event import outbox
 from custos.event import tasks as event_tasks
 from custos.kit.time import utcnow
 from custos.privacy import tasks as privacy_tasks
-from custos.runtime import Runtime, settle_process
+from custos.runtime import Runtime, release_process, settle_process
 from custos.usage import tasks as usage_tasks
 from custos.webhook import tasks as webhook_tasks
 from custos.worker import tasks as worker_tasks
@@ -342,4 +342,5 @@ async def run_worker(
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stopping.wait(), timeout=pause)
             pause = min(pause * 2, 30.0)
+    release_process()
     log.info("worker_stopped")
