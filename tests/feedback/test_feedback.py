@@ -3,6 +3,7 @@ from __future__ import annotations
 import asyncio
 import json
 import random
+from typing import Any
 
 import httpx
 import pytest
@@ -14,7 +15,7 @@ from custos.config import Settings
 from custos.feedback import dedup
 from custos.feedback import service as feedback_service
 from custos.migrate import alembic_config, upgrade
-from custos.models import Feedback, FeedbackBand, Tenant
+from custos.models import Event, Feedback, FeedbackBand, Tenant
 from custos.runtime import Runtime
 from tests.bulk.helpers import csv_bytes, xlsx_bytes
 from tests.conftest import api_client, own_database, runtime_with
@@ -518,6 +519,59 @@ class TestBatchAndUpload:
             body = response.json()
             assert (body["created"], body["failed"]) == (1, 1), fmt
             assert body["errors"][0]["index"] == (2 if fmt == "json" else 3)
+
+    async def test_awkward_text_is_stored_and_announced_exactly(
+        self, client: httpx.AsyncClient, tenant: TenantHandle, runtime: Runtime
+    ) -> None:
+        """On PostgreSQL a call's rows and events go in by COPY, whose text format escapes
+        tabs, line ends and backslashes: what comes back must be what went in."""
+        texts = [
+            "tab\there, new\nline, cr\rhere",
+            "back\\slash and \\N and \\t taken literally",
+            "ünïcødé 🙂 — «quotes» \"double\" 'single'",
+            "trailing backslash \\",
+        ]
+        made = await client.post(
+            f"{BASE}/batch",
+            json={"items": [{"content": t, "subject": t[:40], "tags": ["a\\b"]} for t in texts]},
+            headers=bearer(tenant.admin_key),
+        )
+        assert made.status_code == 200, made.text
+        ids = made.json()["ids"]
+        for feedback_id, text in zip(ids, texts, strict=True):
+            got = await client.get(f"{BASE}/{feedback_id}", headers=bearer(tenant.admin_key))
+            assert (got.json()["content"], got.json()["subject"]) == (text, text[:40])
+            assert got.json()["tags"] == ["a\\b"]
+        async with runtime.db.transaction(tenant_id=tenant.id, write=False) as session:
+            found = await session.execute(
+                sa.select(Event.subject_id, Event.payload).where(
+                    Event.type == "feedback.created", Event.subject_id.in_(ids)
+                )
+            )
+            payloads: dict[str, Any] = dict(found.tuples().all())
+        assert {i: payloads[i]["feedback"]["content"] for i in ids} == dict(
+            zip(ids, texts, strict=True)
+        )
+
+    async def test_a_nul_character_in_an_uploaded_file_is_a_row_error(
+        self, client: httpx.AsyncClient, tenant: TenantHandle
+    ) -> None:
+        uploads = {
+            "csv": csv_bytes([["content"], ["fine"], ["nul \x00 here"]]),
+            "json": json.dumps([{"content": "fine"}, {"content": "nul \u0000 here"}]).encode(),
+        }
+        for fmt, content in uploads.items():
+            response = await client.post(
+                f"{BASE}/upload/{fmt}",
+                files={"file": (f"fb.{fmt}", content)},
+                headers=bearer(tenant.admin_key),
+            )
+            assert response.status_code == 200, (fmt, response.text)
+            body = response.json()
+            assert (body["created"], body["failed"]) == (1, 1), fmt
+            [error] = body["errors"]
+            assert error["index"] == (2 if fmt == "json" else 3), fmt
+            assert "NUL" in error["errors"][0]["msg"], fmt
 
     async def test_a_malformed_file_is_a_clear_422(
         self, client: httpx.AsyncClient, tenant: TenantHandle
