@@ -117,6 +117,32 @@ class TestFeedbackFreeText:
         assert stored["content"] == "Customer wrote from a***@example.com, call back on ******2671."
         assert stored["sentiment_label"] in {"negative", "neutral", "positive"}
 
+    async def test_the_customers_own_name_is_known_as_in_notes(
+        self, client: httpx.AsyncClient, factory: Factory
+    ) -> None:
+        tenant = await _tenant_with(client, factory, "pseudonymize")
+        made = await client.post(
+            "/api/v1/customers", json={"full_name": "Amara Nwosu"}, headers=bearer(tenant.admin_key)
+        )
+        posted = await client.post(
+            "/api/v1/feedback/batch",
+            json={
+                "items": [
+                    {"customer_id": made.json()["id"], "content": "Amara Nwosu " + NOTE},
+                    {"content": "Amara Nwosu " + NOTE},  # from nobody: the name is not known
+                ]
+            },
+            headers=bearer(tenant.admin_key),
+        )
+        assert posted.status_code == 200, posted.text
+        theirs, anonymous = [
+            (await client.get(f"/api/v1/feedback/{i}", headers=bearer(tenant.admin_key))).json()
+            for i in posted.json()["ids"]
+        ]
+        assert "Amara" not in theirs["content"]
+        assert theirs["content"].count("pse_") == 3
+        assert anonymous["content"].count("pse_") == 2  # the email and the phone only
+
     async def test_as_given_by_default_in_a_batch_too(
         self, client: httpx.AsyncClient, factory: Factory
     ) -> None:

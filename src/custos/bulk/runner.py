@@ -343,8 +343,13 @@ async def _run_import(
     processor = _processor(runtime, op, actor)
     storage = storage_for(settings)
     assert op.source_key is not None
-    with storage.fetch(op.source_key) as path:
-        rows = formats.open_rows(path, _inspection(op), settings.bulk_max_uncompressed_bytes)
+    with (
+        storage.fetch(op.source_key) as path,
+        _closing_at_exit(
+            formats.open_rows(path, _inspection(op), settings.bulk_max_uncompressed_bytes)
+        ) as source,
+    ):
+        rows = source
         checkpoint = op.checkpoint
         if checkpoint and isinstance(processor, CustomerImporter):
             failed = await _failed_rows(runtime.db, op)
@@ -358,6 +363,20 @@ async def _run_import(
             rows = (r for r in rows if r[0] > checkpoint)
         with full_collections_deferred():
             await _pipeline(runtime, op, processor, rows, checkpoint, lost)
+
+
+@contextlib.contextmanager
+def _closing_at_exit(rows: Iterator[formats.Row]) -> Iterator[Iterator[formats.Row]]:
+    """The file's rows, closed (and the file with them) when the import ends, however it
+    ends: after a failure the reader would otherwise wait in a reference cycle with the
+    error's frames, and the collector may finalise its open file first (a ResourceWarning,
+    and a descriptor held until then)."""
+    try:
+        yield rows
+    finally:
+        close = getattr(rows, "close", None)
+        if close is not None:
+            close()
 
 
 def _writers(runtime: Runtime, processor: CustomerImporter | FeedbackRows) -> int:

@@ -54,15 +54,16 @@ class FeedbackRepository:
         stmt = self._scoped().where(Feedback.customer_id == customer_id).order_by(Feedback.id)
         return list((await self.session.execute(stmt)).scalars())
 
-    async def live_customer_ids(self, ids: Collection[str]) -> set[str]:
+    async def live_customer_names(self, ids: Collection[str]) -> dict[str, str | None]:
+        """Which of these customers exist (not deleted), with their names."""
         if not ids:
-            return set()
-        stmt = sa.select(Customer.id).where(
+            return {}
+        stmt = sa.select(Customer.id, Customer.full_name).where(
             Customer.tenant_id == self.tenant_id,
             Customer.id.in_(list(ids)),
             Customer.deleted_at.is_(None),
         )
-        return set((await self.session.execute(stmt)).scalars())
+        return dict((await self.session.execute(stmt)).tuples().all())
 
     async def band_hits(self, bands: Collection[int]) -> dict[str, list[int]]:
         """Which of these band keys each earlier item of the tenant has (any age: the

@@ -61,11 +61,13 @@ TRANSITIONS: dict[str, frozenset[str]] = {
 }
 
 
-def _stored(body: FeedbackCreate, free_text: TextWriter) -> FeedbackCreate:
+def _stored(body: FeedbackCreate, free_text: TextWriter, name: str | None) -> FeedbackCreate:
     """The item as the tenant's privacy settings store it: content and subject as given,
-    masked or pseudonymised. Sentiment, hashes and sketches are taken from what is stored."""
-    subject = free_text(body.subject, ()) if body.subject else body.subject
-    return body.model_copy(update={"content": free_text(body.content, ()), "subject": subject})
+    masked or pseudonymised, the name of the customer it is from found as such. Sentiment,
+    hashes and sketches are taken from what is stored."""
+    names = (name,) if name else ()
+    subject = free_text(body.subject, names) if body.subject else body.subject
+    return body.model_copy(update={"content": free_text(body.content, names), "subject": subject})
 
 
 def to_api(row: dict[str, Any]) -> dict[str, Any]:
@@ -237,7 +239,7 @@ async def _ingest(
     repo = FeedbackRepository(session, actor.tenant_id)
     now = utcnow()
     wanted = {body.customer_id for _, body in items if body.customer_id}
-    known = await repo.live_customer_ids(wanted)
+    known = await repo.live_customer_names(wanted)
     errors: list[ItemError] = []
     accepted: list[tuple[int, FeedbackCreate]] = []
     for position, body in items:
@@ -255,7 +257,11 @@ async def _ingest(
         keys_for(session, actor.tenant_id),
     )
     if free_text is not as_given:
-        accepted = [(position, _stored(body, free_text)) for position, body in accepted]
+        # The person's own name is known, wherever it stands (as for notes).
+        accepted = [
+            (position, _stored(body, free_text, known.get(body.customer_id or "")))
+            for position, body in accepted
+        ]
     analysed, shared = await _analysed_and_looked_up(
         repo, settings, [(body.content, body.customer_id) for _, body in accepted]
     )
