@@ -15,6 +15,7 @@ import io
 import re
 import zipfile
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date, datetime, time
 from enum import StrEnum
@@ -366,6 +367,23 @@ def open_rows(path: Path, inspection: Inspection, max_uncompressed: int) -> Iter
     return read_ndjson(path, encoding)[1]
 
 
+@contextmanager
+def opened_rows(
+    path: Path, inspection: Inspection, max_uncompressed: int
+) -> Iterator[Iterator[Row]]:
+    """open_rows(), closed (and its file with them) on the way out, however it is left.
+    After a failure the reader waits in a reference cycle with the error's frames, and the
+    collector may finalise its open file before it: a ResourceWarning, and a descriptor
+    held until then."""
+    rows = open_rows(path, inspection, max_uncompressed)
+    try:
+        yield rows
+    finally:
+        close = getattr(rows, "close", None)  # a reader of a JSON document is a list's
+        if close is not None:
+            close()
+
+
 def read(path: Path, fmt: FileFormat, max_uncompressed: int) -> tuple[Inspection, Iterator[Row]]:
     """inspect() and open_rows() in one, reading a workbook once instead of twice."""
     if fmt == FileFormat.xlsx:
@@ -386,4 +404,5 @@ def survey(path: Path, fmt: FileFormat, max_uncompressed: int) -> tuple[Inspecti
 
 def count_rows(path: Path, inspection: Inspection, max_uncompressed: int) -> int:
     """Data rows, blank ones included: what progress is measured against."""
-    return sum(1 for _ in open_rows(path, inspection, max_uncompressed))
+    with opened_rows(path, inspection, max_uncompressed) as rows:
+        return sum(1 for _ in rows)

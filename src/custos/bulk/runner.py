@@ -345,11 +345,8 @@ async def _run_import(
     assert op.source_key is not None
     with (
         storage.fetch(op.source_key) as path,
-        _closing_at_exit(
-            formats.open_rows(path, _inspection(op), settings.bulk_max_uncompressed_bytes)
-        ) as source,
+        formats.opened_rows(path, _inspection(op), settings.bulk_max_uncompressed_bytes) as rows,
     ):
-        rows = source
         checkpoint = op.checkpoint
         if checkpoint and isinstance(processor, CustomerImporter):
             failed = await _failed_rows(runtime.db, op)
@@ -363,20 +360,6 @@ async def _run_import(
             rows = (r for r in rows if r[0] > checkpoint)
         with full_collections_deferred():
             await _pipeline(runtime, op, processor, rows, checkpoint, lost)
-
-
-@contextlib.contextmanager
-def _closing_at_exit(rows: Iterator[formats.Row]) -> Iterator[Iterator[formats.Row]]:
-    """The file's rows, closed (and the file with them) when the import ends, however it
-    ends: after a failure the reader would otherwise wait in a reference cycle with the
-    error's frames, and the collector may finalise its open file first (a ResourceWarning,
-    and a descriptor held until then)."""
-    try:
-        yield rows
-    finally:
-        close = getattr(rows, "close", None)
-        if close is not None:
-            close()
 
 
 def _writers(runtime: Runtime, processor: CustomerImporter | FeedbackRows) -> int:
@@ -617,24 +600,24 @@ async def preview(
         )
     else:
         processor = FeedbackRows(actor, settings, column_mapping, defaults)
-    rows = formats.open_rows(path, inspection, settings.bulk_max_uncompressed_bytes)
     errors: list[RowError] = []
     valid = skipped = 0
     sample: list[dict[str, Any]] = []
-    while chunk := await _read_chunk(processor, rows, settings.bulk_chunk_rows):
-        prepared = chunk.prepared
-        errors.extend(chunk.errors)
-        skipped += chunk.blank
-        if isinstance(processor, CustomerImporter):
-            result = await processor.write(session, prepared, dry_run=True)
-            errors.extend(result.errors)
-            valid += len(prepared) - len(result.errors)
-            sample.extend(result.sample[: 10 - len(sample)])
-        else:
-            valid += len(prepared)
-            sample.extend(
-                p.patch.model_dump(mode="json") for p in prepared[: 10 - len(sample)] if p.patch
-            )
+    with formats.opened_rows(path, inspection, settings.bulk_max_uncompressed_bytes) as rows:
+        while chunk := await _read_chunk(processor, rows, settings.bulk_chunk_rows):
+            prepared = chunk.prepared
+            errors.extend(chunk.errors)
+            skipped += chunk.blank
+            if isinstance(processor, CustomerImporter):
+                result = await processor.write(session, prepared, dry_run=True)
+                errors.extend(result.errors)
+                valid += len(prepared) - len(result.errors)
+                sample.extend(result.sample[: 10 - len(sample)])
+            else:
+                valid += len(prepared)
+                sample.extend(
+                    p.patch.model_dump(mode="json") for p in prepared[: 10 - len(sample)] if p.patch
+                )
     errors.sort(key=lambda e: e.row)
     return ImportPreview(
         resource=resource,
