@@ -109,7 +109,9 @@ async def newest_first_in_one_round_trip(
             for word in words:
                 conditions.append("search_text LIKE %s ESCAPE '/'")
                 params.append(_like_pattern(word))
-    if query.tag and searched is not None:  # else the tags index leads (below)
+    # Without search the tag's index leads (below); with it the tag is one more filter.
+    by_tag = query.tag if searched is None else None
+    if query.tag and not by_tag:
         conditions.append("tags @> %s::jsonb")
         params.append(orjson.dumps([query.tag]).decode())
     if not query.include_deleted:
@@ -139,7 +141,7 @@ async def newest_first_in_one_round_trip(
             raise InvalidInput("The cursor is not valid")
         before.append(last_id)
     where = " AND ".join(conditions)
-    if query.tag and searched is None:
+    if by_tag:
         # The tag's records newest first from its index (migration e8b4d2f6a1c3), each
         # looked up and filtered until the page is full, as for search below: a rare tag
         # costs a few look-ups, not a walk through the tenant's records.
@@ -151,7 +153,7 @@ async def newest_first_in_one_round_trip(
             f" (SELECT {COLUMNS} FROM customers WHERE id = tagged.customer_id AND {where}"
             " LIMIT 1) AS page ORDER BY tagged.customer_id DESC LIMIT %s"
         )
-        params = [actor.tenant_id, query.tag, *before, *params, query.limit + 1]
+        params = [actor.tenant_id, by_tag, *before, *params, query.limit + 1]
     elif searched is None:
         statement = (
             f"SELECT {COLUMNS} FROM customers WHERE {where}"
