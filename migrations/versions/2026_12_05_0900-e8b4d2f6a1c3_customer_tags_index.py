@@ -33,12 +33,33 @@ TENANT_POLICY = (
 )
 
 # A record's tags as rows; anything but an array (never written, but a trigger must not
-# fail a write over it) gives none.
+# fail a write over it) gives none. `{source}` is the records: a table or a row.
 _TAGS_OF = (
     "SELECT DISTINCT c.tenant_id, tag.value, c.id FROM {source} AS c,"
     " jsonb_array_elements_text(CASE WHEN jsonb_typeof(c.tags) = 'array'"
     " THEN c.tags ELSE '[]'::jsonb END) AS tag (value)"
 )
+_ADD = "INSERT INTO public.customer_tags (tenant_id, tag, customer_id) " + _TAGS_OF + ";"
+_REMOVE = (
+    f"DELETE FROM public.customer_tags AS t USING ({_TAGS_OF}) AS gone (tenant_id, tag, id)"
+    " WHERE t.tenant_id = gone.tenant_id AND t.tag = gone.tag AND t.customer_id = gone.id;"
+)
+
+
+def _trigger_function(name: str, *statements: str) -> str:
+    """A trigger's function, run as the writer (the tenant policy applies)."""
+    body = "\n        ".join(statements)
+    return f"""
+    CREATE FUNCTION {name}() RETURNS trigger
+    LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp
+    AS $$
+    BEGIN
+        {body}
+        RETURN NULL;
+    END
+    $$
+    """
+
 
 POSTGRES_UPGRADE = [
     """
@@ -53,53 +74,23 @@ POSTGRES_UPGRADE = [
     "ALTER TABLE customer_tags FORCE ROW LEVEL SECURITY",
     f"CREATE POLICY tenant_isolation ON customer_tags USING ({TENANT_POLICY})"
     f" WITH CHECK ({TENANT_POLICY})",
-    f"""
-    CREATE FUNCTION customer_tags_inserted() RETURNS trigger
-    LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp
-    AS $$
-    BEGIN
-        INSERT INTO public.customer_tags (tenant_id, tag, customer_id)
-        {_TAGS_OF.format(source="inserted_customers")};
-        RETURN NULL;
-    END
-    $$
-    """,
+    _trigger_function("customer_tags_inserted", _ADD.format(source="inserted_customers")),
     """
     CREATE TRIGGER customer_tags_insert AFTER INSERT ON customers
     REFERENCING NEW TABLE AS inserted_customers
     FOR EACH STATEMENT EXECUTE FUNCTION customer_tags_inserted()
     """,
-    f"""
-    CREATE FUNCTION customer_tags_deleted() RETURNS trigger
-    LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp
-    AS $$
-    BEGIN
-        DELETE FROM public.customer_tags AS t
-        USING ({_TAGS_OF.format(source="deleted_customers")}) AS gone (tenant_id, tag, id)
-        WHERE t.tenant_id = gone.tenant_id AND t.tag = gone.tag AND t.customer_id = gone.id;
-        RETURN NULL;
-    END
-    $$
-    """,
+    _trigger_function("customer_tags_deleted", _REMOVE.format(source="deleted_customers")),
     """
     CREATE TRIGGER customer_tags_delete AFTER DELETE ON customers
     REFERENCING OLD TABLE AS deleted_customers
     FOR EACH STATEMENT EXECUTE FUNCTION customer_tags_deleted()
     """,
-    f"""
-    CREATE FUNCTION customer_tags_updated() RETURNS trigger
-    LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp
-    AS $$
-    BEGIN
-        DELETE FROM public.customer_tags AS t
-        USING ({_TAGS_OF.format(source="(SELECT OLD.*)")}) AS gone (tenant_id, tag, id)
-        WHERE t.tenant_id = gone.tenant_id AND t.tag = gone.tag AND t.customer_id = gone.id;
-        INSERT INTO public.customer_tags (tenant_id, tag, customer_id)
-        {_TAGS_OF.format(source="(SELECT NEW.*)")};
-        RETURN NULL;
-    END
-    $$
-    """,
+    _trigger_function(
+        "customer_tags_updated",
+        _REMOVE.format(source="(SELECT OLD.*)"),
+        _ADD.format(source="(SELECT NEW.*)"),
+    ),
     # Row level with WHEN: updates that leave the tags alone (most) cost nothing.
     """
     CREATE TRIGGER customer_tags_update AFTER UPDATE OF tags ON customers
@@ -108,8 +99,7 @@ POSTGRES_UPGRADE = [
     """,
     # The records already there (of every tenant).
     "SET LOCAL app.bypass_rls = 'on'",
-    "INSERT INTO customer_tags (tenant_id, tag, customer_id) "
-    + _TAGS_OF.format(source="customers"),
+    _ADD.format(source="customers"),
 ]
 
 POSTGRES_DOWNGRADE = [
