@@ -51,7 +51,7 @@ from custos.feedback import service as feedback_service
 from custos.kit.scratch import throwaway_database
 from custos.migrate import upgrade
 from custos.models import BulkOperation
-from custos.runtime import Runtime, release_process, settle_process
+from custos.runtime import Runtime, settled_process
 from custos.tenant import service as tenant_service
 from custos.tenant.schemas import TenantCreate
 
@@ -327,33 +327,33 @@ async def main_async(args: argparse.Namespace, database_url: str, workdir: Path)
     settings = bench_settings(database_url, bulk_storage_dir=str(workdir / "files"), redis_url=None)
     runtime = Runtime.build(settings)
     await runtime.start()
-    settle_process(settings)  # as a `custos worker` process, which runs these jobs, does
-    try:
-        rows = customer_rows(args.customers)
-        csv_path, xlsx_path = workdir / "customers.csv", workdir / "customers.xlsx"
-        write_csv(rows, csv_path)
-        write_xlsx(rows, xlsx_path)
-        copy_s = raw_copy_seconds(database_url, csv_path)
-        copy_rate = args.customers / copy_s
-        results: dict[str, Any] = {
-            "copy": {"seconds": round(copy_s, 3), "rows_per_s": round(copy_rate)}
-        }
-        results["csv"] = await import_file(
-            runtime, await make_tenant(runtime), csv_path, FileFormat.csv
-        )
-        results["xlsx"] = await import_file(
-            runtime, await make_tenant(runtime), xlsx_path, FileFormat.xlsx
-        )
-        for name in ("csv", "xlsx"):
-            results[name]["ratio_to_copy"] = round(results[name]["rows_per_s"] / copy_rate, 4)
-        for corpus in ("prose", "salad"):
-            results[f"feedback_{corpus}"] = await feedback_ingest(
-                runtime, await make_tenant(runtime), args.feedback, corpus
+    # Settled as a `custos worker` process, which runs these jobs, is.
+    with settled_process(settings):
+        try:
+            rows = customer_rows(args.customers)
+            csv_path, xlsx_path = workdir / "customers.csv", workdir / "customers.xlsx"
+            write_csv(rows, csv_path)
+            write_xlsx(rows, xlsx_path)
+            copy_s = raw_copy_seconds(database_url, csv_path)
+            copy_rate = args.customers / copy_s
+            results: dict[str, Any] = {
+                "copy": {"seconds": round(copy_s, 3), "rows_per_s": round(copy_rate)}
+            }
+            results["csv"] = await import_file(
+                runtime, await make_tenant(runtime), csv_path, FileFormat.csv
             )
-        return results
-    finally:
-        await runtime.stop()
-        release_process()
+            results["xlsx"] = await import_file(
+                runtime, await make_tenant(runtime), xlsx_path, FileFormat.xlsx
+            )
+            for name in ("csv", "xlsx"):
+                results[name]["ratio_to_copy"] = round(results[name]["rows_per_s"] / copy_rate, 4)
+            for corpus in ("prose", "salad"):
+                results[f"feedback_{corpus}"] = await feedback_ingest(
+                    runtime, await make_tenant(runtime), args.feedback, corpus
+                )
+            return results
+        finally:
+            await runtime.stop()
 
 
 def main() -> None:

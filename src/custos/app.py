@@ -18,7 +18,7 @@ from custos.config import Settings, get_settings
 from custos.kit.errors import install_error_handlers
 from custos.kit.middleware import RequestMiddleware
 from custos.observability import configure_logging
-from custos.runtime import Runtime, release_process, settle_process
+from custos.runtime import Runtime, settled_process
 from custos.worker.app import InProcessWorker, create_job_app
 
 DESCRIPTION = """
@@ -46,16 +46,15 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
         else:
             # Requests defer jobs (bulk operations) for the `custos worker` processes.
             await job_app.open_async()
-        settle_process(settings)
-        try:
-            yield
-        finally:
-            if worker is not None:
-                await worker.stop()
-            else:
-                await job_app.close_async()
-            await runtime.stop()
-            release_process()
+        with settled_process(settings):
+            try:
+                yield
+            finally:
+                if worker is not None:
+                    await worker.stop()
+                else:
+                    await job_app.close_async()
+                await runtime.stop()
 
     app = FastAPI(
         title="Custos",

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 from redis.asyncio import Redis
@@ -125,6 +127,17 @@ class Runtime:
                 async with asyncio.timeout(2.0):
                     await self.redis.aclose()
         await self.db.dispose()
+
+
+@contextmanager
+def settled_process(settings: Settings) -> Iterator[None]:
+    """Around the life of a process that runs until stopped (`custos serve`, `custos
+    worker`): settled once it is up, released however it ends."""
+    settle_process(settings)
+    try:
+        yield
+    finally:
+        release_process()
 
 
 def settle_process(settings: Settings) -> None:

@@ -97,8 +97,8 @@ class TestInProcessWorker:
         ids = await _sessions(runtime, tenant.admin.id, tenant.id)
         settled: list[Settings] = []
         released: list[bool] = []
-        monkeypatch.setattr("custos.app.settle_process", settled.append)
-        monkeypatch.setattr("custos.app.release_process", lambda: released.append(True))
+        monkeypatch.setattr("custos.runtime.settle_process", settled.append)
+        monkeypatch.setattr("custos.runtime.release_process", lambda: released.append(True))
         async with app.router.lifespan_context(app):
             # Once it is up: analysis helpers started, start-up heap frozen (runtime.py).
             assert settled == [own]

@@ -34,7 +34,7 @@ from custos.event import outbox
 from custos.event import tasks as event_tasks
 from custos.kit.time import utcnow
 from custos.privacy import tasks as privacy_tasks
-from custos.runtime import Runtime, release_process, settle_process
+from custos.runtime import Runtime, settled_process
 from custos.usage import tasks as usage_tasks
 from custos.webhook import tasks as webhook_tasks
 from custos.worker import tasks as worker_tasks
@@ -282,65 +282,67 @@ async def run_worker(
     """
     job_app = create_job_app(runtime.settings)
     job_app.perform_import_paths()  # type: ignore[no-untyped-call]
-    settle_process(runtime.settings)
-    stopping = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    current: asyncio.Task[None] | None = None
+    with settled_process(runtime.settings):
+        stopping = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        current: asyncio.Task[None] | None = None
 
-    def stop() -> None:
-        stopping.set()
-        if current is not None:
-            current.cancel()  # procrastinate then stops gracefully, finishing running jobs
+        def stop() -> None:
+            stopping.set()
+            if current is not None:
+                current.cancel()  # procrastinate then stops gracefully, finishing running jobs
 
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop)
-    pause = 1.0
-    options = worker_options(runtime, None, concurrency=concurrency, queues=queues)
-    log.info("worker_started", queues=options["queues"], concurrency=concurrency)
-    while not stopping.is_set():
-        reaper: asyncio.Task[None] | None = None
-        mover: asyncio.Task[None] | None = None
-        reporter: asyncio.Task[None] | None = None
-        try:
-            async with job_app.open_async():
-                # The connections its first jobs will want (webhook answers are recorded on
-                # several at once), so they are not opened while those jobs run.
-                settings = runtime.settings
-                await runtime.db.warm_up(
-                    min(concurrency + settings.webhook_concurrency_per_host, settings.db_pool_size)
-                )
-                if link is not None and link.dead_workers:
-                    await _take_over(runtime, job_app, link.dead_workers)
-                    link.dead_workers = []
-                # Bulk operations whose worker died under their lease run again.
-                await bulk_tasks.recover(runtime)
-                reaper = asyncio.create_task(reap_forever(job_app, runtime))
-                mover = asyncio.create_task(_move_events_forever(runtime))
-                # procrastinate's own run_worker_async, with the worker at hand to report
-                # its id to the supervisor.
-                worker = job_app._worker(install_signal_handlers=False, **options)
-                if link is not None:
-                    reporter = asyncio.create_task(_report_when_registered(worker, link))
-                current = asyncio.create_task(worker.run())  # type: ignore[no-untyped-call]
-                await current
-                pause = 1.0
-        except asyncio.CancelledError:
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop)
+        pause = 1.0
+        options = worker_options(runtime, None, concurrency=concurrency, queues=queues)
+        log.info("worker_started", queues=options["queues"], concurrency=concurrency)
+        while not stopping.is_set():
+            reaper: asyncio.Task[None] | None = None
+            mover: asyncio.Task[None] | None = None
+            reporter: asyncio.Task[None] | None = None
+            try:
+                async with job_app.open_async():
+                    # The connections its first jobs will want (webhook answers are recorded on
+                    # several at once), so they are not opened while those jobs run.
+                    settings = runtime.settings
+                    await runtime.db.warm_up(
+                        min(
+                            concurrency + settings.webhook_concurrency_per_host,
+                            settings.db_pool_size,
+                        )
+                    )
+                    if link is not None and link.dead_workers:
+                        await _take_over(runtime, job_app, link.dead_workers)
+                        link.dead_workers = []
+                    # Bulk operations whose worker died under their lease run again.
+                    await bulk_tasks.recover(runtime)
+                    reaper = asyncio.create_task(reap_forever(job_app, runtime))
+                    mover = asyncio.create_task(_move_events_forever(runtime))
+                    # procrastinate's own run_worker_async, with the worker at hand to report
+                    # its id to the supervisor.
+                    worker = job_app._worker(install_signal_handlers=False, **options)
+                    if link is not None:
+                        reporter = asyncio.create_task(_report_when_registered(worker, link))
+                    current = asyncio.create_task(worker.run())  # type: ignore[no-untyped-call]
+                    await current
+                    pause = 1.0
+            except asyncio.CancelledError:
+                if not stopping.is_set():
+                    raise
+            except Exception as exc:
+                log.warning("worker_restarting", error=type(exc).__name__, pause_seconds=pause)
+            finally:
+                if reporter is not None:
+                    reporter.cancel()
+                for helper in (reaper, mover):
+                    if helper is not None:
+                        helper.cancel()
+                        with contextlib.suppress(asyncio.CancelledError, Exception):
+                            await helper
             if not stopping.is_set():
-                raise
-        except Exception as exc:
-            log.warning("worker_restarting", error=type(exc).__name__, pause_seconds=pause)
-        finally:
-            if reporter is not None:
-                reporter.cancel()
-            for helper in (reaper, mover):
-                if helper is not None:
-                    helper.cancel()
-                    with contextlib.suppress(asyncio.CancelledError, Exception):
-                        await helper
-        if not stopping.is_set():
-            # The worker stopped without being asked (its database connection was lost).
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stopping.wait(), timeout=pause)
-            pause = min(pause * 2, 30.0)
-    release_process()
+                # The worker stopped without being asked (its database connection was lost).
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stopping.wait(), timeout=pause)
+                pause = min(pause * 2, 30.0)
     log.info("worker_stopped")
