@@ -50,6 +50,24 @@ def server_env(settings: Settings, **overrides: str) -> dict[str, str]:
     return env
 
 
+def serve_command(port: int, *extra: str) -> list[str]:
+    """The command of one uvicorn process serving Custos on 127.0.0.1."""
+    return [
+        sys.executable,
+        "-m",
+        "uvicorn",
+        "--factory",
+        "custos.app:create_app",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--log-level",
+        "warning",
+        *extra,
+    ]
+
+
 @contextmanager
 def custos_servers(env: dict[str, str], count: int = 2) -> Iterator[list[str]]:
     """`count` uvicorn processes serving Custos; yields their base URLs. On the way out each
@@ -59,21 +77,7 @@ def custos_servers(env: dict[str, str], count: int = 2) -> Iterator[list[str]]:
         errors = [files.enter_context(tempfile.TemporaryFile()) for _ in ports]
         processes = [
             subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "uvicorn",
-                    "--factory",
-                    "custos.app:create_app",
-                    "--host",
-                    "127.0.0.1",
-                    "--port",
-                    str(port),
-                    "--log-level",
-                    "warning",
-                    "--timeout-graceful-shutdown",
-                    "5",
-                ],
+                serve_command(port, "--timeout-graceful-shutdown", "5"),
                 env=env,
                 stdout=subprocess.DEVNULL,
                 stderr=stderr,

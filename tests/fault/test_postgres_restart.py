@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import secrets
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 
@@ -35,6 +34,7 @@ from tests.fault.harness import (
     receipts,
     receiver_process,
 )
+from tests.processes import serve_command
 from tests.receiver import free_port
 
 
@@ -51,19 +51,7 @@ def private_postgres(settings: Settings) -> Iterator[PrivatePostgres]:
 
 def _serve(env: dict[str, str], port: int) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "uvicorn",
-            "--factory",
-            "custos.app:create_app",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--log-level",
-            "warning",
-        ],
+        serve_command(port),
         env=env,
         cwd=ROOT,
         stdout=subprocess.DEVNULL,
