@@ -3,7 +3,7 @@ from __future__ import annotations
 import asyncio
 import json
 import random
-from typing import Any
+from typing import Any, cast
 
 import httpx
 import pytest
@@ -433,6 +433,28 @@ async def _all_band_rows(runtime: Runtime) -> set[tuple[str, int, str]]:
         return set(rows.tuples())
 
 
+async def _upload(
+    client: httpx.AsyncClient, tenant: TenantHandle, fmt: str, content: bytes
+) -> httpx.Response:
+    return await client.post(
+        f"{BASE}/upload/{fmt}",
+        files={"file": (f"fb.{fmt}", content)},
+        headers=bearer(tenant.admin_key),
+    )
+
+
+async def _one_good_one_bad(
+    client: httpx.AsyncClient, tenant: TenantHandle, fmt: str, content: bytes
+) -> dict[str, Any]:
+    """Uploads a file of one good and one bad item; returns the bad one's error."""
+    response = await _upload(client, tenant, fmt, content)
+    assert response.status_code == 200, (fmt, response.text)
+    body = response.json()
+    assert (body["created"], body["failed"]) == (1, 1), fmt
+    [error] = body["errors"]
+    return cast(dict[str, Any], error)
+
+
 class TestSentiment:
     async def test_labels_agree_with_vader_on_a_fixed_sample(
         self, raw_client: httpx.AsyncClient, tenant: TenantHandle
@@ -510,15 +532,8 @@ class TestBatchAndUpload:
             ).encode(),
         }
         for fmt, content in uploads.items():
-            response = await client.post(
-                f"{BASE}/upload/{fmt}",
-                files={"file": (f"fb.{fmt}", content)},
-                headers=bearer(tenant.admin_key),
-            )
-            assert response.status_code == 200, (fmt, response.text)
-            body = response.json()
-            assert (body["created"], body["failed"]) == (1, 1), fmt
-            assert body["errors"][0]["index"] == (2 if fmt == "json" else 3)
+            error = await _one_good_one_bad(client, tenant, fmt, content)
+            assert error["index"] == (2 if fmt == "json" else 3)
 
     async def test_awkward_text_is_stored_and_announced_exactly(
         self, client: httpx.AsyncClient, tenant: TenantHandle, runtime: Runtime
@@ -561,15 +576,7 @@ class TestBatchAndUpload:
             "json": json.dumps([{"content": "fine"}, {"content": "nul \u0000 here"}]).encode(),
         }
         for fmt, content in uploads.items():
-            response = await client.post(
-                f"{BASE}/upload/{fmt}",
-                files={"file": (f"fb.{fmt}", content)},
-                headers=bearer(tenant.admin_key),
-            )
-            assert response.status_code == 200, (fmt, response.text)
-            body = response.json()
-            assert (body["created"], body["failed"]) == (1, 1), fmt
-            [error] = body["errors"]
+            error = await _one_good_one_bad(client, tenant, fmt, content)
             assert error["index"] == (2 if fmt == "json" else 3), fmt
             assert "NUL" in error["errors"][0]["msg"], fmt
 
@@ -577,11 +584,7 @@ class TestBatchAndUpload:
         self, client: httpx.AsyncClient, tenant: TenantHandle
     ) -> None:
         for fmt, content in (("json", b"{not json"), ("xlsx", b"PK\x03\x04 not a zip")):
-            response = await client.post(
-                f"{BASE}/upload/{fmt}",
-                files={"file": (f"x.{fmt}", content)},
-                headers=bearer(tenant.admin_key),
-            )
+            response = await _upload(client, tenant, fmt, content)
             assert response.status_code == 422, response.text
             assert response.headers["content-type"] == "application/problem+json"
 
