@@ -11,9 +11,11 @@ import sqlalchemy as sa
 from alembic import command
 from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
 
+from custos.auth.principal import Principal, PrincipalKind
 from custos.config import Settings
 from custos.feedback import dedup
 from custos.feedback import service as feedback_service
+from custos.feedback.repository import FeedbackRepository
 from custos.migrate import alembic_config, upgrade
 from custos.models import Event, Feedback, FeedbackBand, Tenant
 from custos.runtime import Runtime
@@ -212,6 +214,51 @@ class TestDuplicates:
             260: ("near", 0),
             280: ("near", 30),
         }
+
+    async def test_a_failure_in_the_second_half_waits_for_the_first_halfs_look_up(
+        self,
+        client: httpx.AsyncClient,
+        tenant: TenantHandle,
+        runtime: Runtime,
+        monkeypatch: pytest.MonkeyPatch,
+    ) -> None:
+        """The first half's band look-up is under way on the call's session when the second
+        half's analysis fails: the statement must end by itself before the error leaves
+        (kit/overlap.py: let_finish), and nothing of the call is written."""
+        happened: list[str] = []
+        calls = 0
+        split_map, band_hits = feedback_service.split_map, FeedbackRepository.band_hits
+
+        async def failing_second(fn: Any, items: Any, workers: int) -> Any:
+            nonlocal calls
+            calls += 1
+            if calls == 2:
+                raise RuntimeError("analysis failed")
+            return await split_map(fn, items, workers)
+
+        async def slow_band_hits(repo: FeedbackRepository, bands: Any) -> Any:
+            await asyncio.sleep(0.2)
+            found = await band_hits(repo, bands)
+            happened.append("look-up ended")
+            return found
+
+        monkeypatch.setattr(feedback_service, "split_map", failing_second)
+        monkeypatch.setattr(FeedbackRepository, "band_hits", slow_band_hits)
+        items = [(n, {"content": f"item number {n} of a large call"}) for n in range(300)]
+        with pytest.raises(RuntimeError, match="analysis failed"):
+            await _ingest_in_transaction(runtime, tenant.id, items, happened)
+        assert happened == ["look-up ended", "failed"]
+
+        monkeypatch.undo()
+        listed = await client.get(BASE, headers=bearer(tenant.admin_key))
+        assert listed.json()["items"] == []
+        again = await client.post(
+            f"{BASE}/batch",
+            json={"items": [item for _, item in items]},
+            headers=bearer(tenant.admin_key),
+        )
+        assert again.status_code == 200, again.text
+        assert again.json()["created"] == 300
 
     def test_precision_and_recall_on_a_built_set(self) -> None:
         """Pairs built from 40 distinct complaints: re-submissions (case, punctuation),
@@ -453,6 +500,20 @@ async def _one_good_one_bad(
     assert (body["created"], body["failed"]) == (1, 1), fmt
     [error] = body["errors"]
     return cast(dict[str, Any], error)
+
+
+async def _ingest_in_transaction(
+    runtime: Runtime, tenant_id: str, items: list[tuple[int, dict[str, Any]]], log: list[str]
+) -> None:
+    actor = Principal(kind=PrincipalKind.system, id="test", tenant_id=tenant_id, scopes=frozenset())
+    try:
+        async with runtime.db.transaction(tenant_id=tenant_id) as session:
+            await feedback_service.create_many(
+                session, actor, runtime.settings, items, action="feedback.batch_created"
+            )
+    except RuntimeError:
+        log.append("failed")
+        raise
 
 
 class TestSentiment:
