@@ -77,6 +77,30 @@ class TestSubmit:
         listed = await client.get(BASE, headers=bearer(tenant.admin_key))
         assert listed.json()["items"] == []
 
+    async def test_another_tenants_customer_is_404_too(
+        self, client: httpx.AsyncClient, tenant: TenantHandle, factory: Factory
+    ) -> None:
+        other = await factory.tenant()
+        theirs = await _customer(client, other, "Not Yours")
+        response = await client.post(
+            BASE,
+            json={"customer_id": theirs, "content": "Not Yours says hello"},
+            headers=bearer(tenant.admin_key),
+        )
+        assert response.status_code == 404
+        batch = await client.post(
+            f"{BASE}/batch",
+            json={"items": [{"customer_id": theirs, "content": "hello"}, {"content": "hi"}]},
+            headers=bearer(tenant.admin_key),
+        )
+        assert batch.status_code == 200, batch.text
+        assert (batch.json()["created"], batch.json()["failed"]) == (1, 1)
+        assert batch.json()["errors"] == [
+            {"index": 0, "errors": [{"loc": ["customer_id"], "msg": "no such customer"}]}
+        ]
+        listed = await client.get(BASE, headers=bearer(other.admin_key))
+        assert listed.json()["items"] == []
+
     @pytest.mark.parametrize(
         "body",
         [
