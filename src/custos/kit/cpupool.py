@@ -12,10 +12,10 @@ functions are pure and the work is the same.
 Helpers are forked by a fork server started once per process (no threads or event loops
 are inherited, unlike a plain fork from a running server): at start-up (`warm_up`, from
 `runtime.settled_process` once an API or worker process is up; stopped with it), or else
-at the first call. `fn` must be a module-level function; its module is preloaded in the fork server, and so
-is the main module (as multiprocessing does by default), so a script that starts the pool
-needs its `if __name__ == "__main__"` guard. A helper exits by itself when the process that
-started it is gone, even killed.
+at the first call. `fn` must be a module-level function; its module is preloaded in the
+fork server, and so is the main module (as multiprocessing does by default), so a script
+that starts the pool needs its `if __name__ == "__main__"` guard. A helper exits by itself
+when the process that started it is gone, even killed.
 """
 
 from __future__ import annotations
